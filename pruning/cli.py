@@ -1,0 +1,200 @@
+"""python -m pruning: a thin shell over the Python API.  Bad input: one line on stderr, exit 2."""
+
+import argparse
+import csv
+import io
+import json
+import sys
+
+import numpy as np
+
+from .criteria import ALIASES, CRITERIA
+from .errors import PruningError
+from .evaluate import WEIGHT_SETS, check_weights, evaluate
+from .io import atomic_write
+from .masks import report, save
+from .prune import compute_mask, resolve_strategy
+from .selection import SCOPES, check_sparsity
+from .zoo import catalogue, load_model
+
+
+def _mask_options(p, sparsity_required=True):
+    p.add_argument("--model", required=True, help="a zoo model name (see: python -m pruning models)")
+    p.add_argument("--scope", choices=SCOPES, default=None, help="layer (default) or global")
+    p.add_argument("--granularity", default="weight", help="weight (default), unit, or N:M such as 2:4")
+    p.add_argument("--norm", default=1, help="norm that ranks units: 1 (default) or 2")
+    p.add_argument("--output-rate", default=1.0, help="output layer's rate relative to the others (0.5, 0 = dense)")
+    p.add_argument("--seed", default=0, help="seed of the random strategy (default 0)")
+
+
+def parser() -> argparse.ArgumentParser:
+    strategies = ", ".join([*CRITERIA, *ALIASES])
+    ap = argparse.ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the model zoo")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("evaluate", help="prune a model and measure its test accuracy")
+    _mask_options(p)
+    p.add_argument("--strategy", default="large_final", help=strategies)
+    p.add_argument("--sparsity", default=None, help="fraction of weights pruned, 0..1")
+    p.add_argument("--weights", default="final", help=", ".join(WEIGHT_SETS))
+    p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("sweep", help="accuracy over strategies x sparsities, as a tidy CSV")
+    _mask_options(p)
+    p.add_argument("--strategies", default="large_final", help="comma-separated: " + strategies)
+    p.add_argument("--sparsities", default="0,0.5,0.8,0.9,0.95,0.99", help="comma-separated fractions")
+    p.add_argument("--weights", default="final", help="comma-separated: " + ", ".join(WEIGHT_SETS))
+    p.add_argument("--limit", default=None)
+    p.add_argument("--out", default=None, help="CSV path (default: standard output)")
+
+    p = sub.add_parser("export", help="write a mask: .npz (any model) or a torch mask dict")
+    _mask_options(p)
+    p.add_argument("--strategy", default="large_final", help=strategies)
+    p.add_argument("--sparsity", default=None)
+    p.add_argument("--format", default="npz", choices=("npz", "torch", "keras"))
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
+    p.add_argument("name")
+    return ap
+
+
+def _int_or_none(value, what):
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise PruningError(f"{what} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise PruningError(f"{what} must be positive, got {value!r}")
+    return number
+
+
+def _mask(args, strategy, sparsity):
+    model = load_model(args.model)
+    mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
+                        norm=args.norm, output_rate=args.output_rate, seed=args.seed)
+    return model, mask
+
+
+def cmd_models(args, out):
+    rows = catalogue()
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return
+    print(f"{'name':28} {'framework':9} {'dataset':14} {'parameters':>10} {'accuracy':>8}", file=out)
+    for r in rows:
+        print(f"{r['name']:28} {r['framework']:9} {r['dataset']:14} {r['parameters']:>10} "
+              f"{r['test_accuracy']:>8.4f}", file=out)
+
+
+def cmd_evaluate(args, out):
+    weights = check_weights(args.weights)
+    limit = _int_or_none(args.limit, "limit")
+    model, mask = _mask(args, args.strategy, args.sparsity)
+    result = evaluate(model, mask, weights=weights, limit=limit)
+    rep = report(mask)
+    row = {"model": model.name, "strategy": args.strategy, "scope": mask.meta["scope"],
+           "granularity": mask.meta["granularity"], "weights": weights,
+           "requested_sparsity": mask.meta["requested_sparsity"], "sparsity": rep["sparsity"],
+           "accuracy": result.accuracy, "n": result.n, "seed": mask.meta["seed"], "device": result.device,
+           "seconds": round(result.seconds, 4),
+           "layers": [{"name": r["name"], "shape": r["shape"], "sparsity": r["sparsity"]} for r in rep["layers"]]}
+    if args.json:
+        print(json.dumps(row), file=out)
+        return
+    print(f"{model.name}: {args.strategy} ({row['scope']}, {row['granularity']}) on {weights} weights, "
+          f"sparsity {row['sparsity']:.4f}: accuracy {row['accuracy']:.4f} on {row['n']} test images", file=out)
+    for layer in row["layers"]:
+        print(f"  {layer['name']:32} {str(tuple(layer['shape'])):22} sparsity {layer['sparsity']:.4f}", file=out)
+
+
+SWEEP_FIELDS = ["model", "strategy", "scope", "granularity", "weights", "requested_sparsity", "sparsity",
+                "accuracy", "n", "seed"]
+
+
+def _split(text, what):
+    items = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not items:
+        raise PruningError(f"no {what} given")
+    return items
+
+
+def cmd_sweep(args, out):
+    from tqdm import tqdm
+
+    strategies = _split(args.strategies, "strategies")
+    sparsities = [check_sparsity(s) for s in _split(args.sparsities, "sparsities")]
+    weight_sets = [check_weights(w) for w in _split(args.weights, "weights")]
+    limit = _int_or_none(args.limit, "limit")
+    model = load_model(args.model)
+    for s in strategies:  # fail on a bad strategy before the first evaluation, not half way
+        resolve_strategy(s, args.scope)
+    rows = []
+    jobs = [(s, p, w) for s in strategies for p in sparsities for w in weight_sets]
+    for strategy, sparsity, weights in tqdm(jobs, desc=f"sweep {model.name}", file=sys.stderr):
+        mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
+                            norm=args.norm, output_rate=args.output_rate, seed=args.seed)
+        result = evaluate(model, mask, weights=weights, limit=limit)
+        rows.append({"model": model.name, "strategy": strategy, "scope": mask.meta["scope"],
+                     "granularity": mask.meta["granularity"], "weights": weights,
+                     "requested_sparsity": sparsity, "sparsity": mask.meta["sparsity"],
+                     "accuracy": result.accuracy, "n": result.n, "seed": mask.meta["seed"]})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=SWEEP_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    if args.out:
+        atomic_write(args.out, lambda f: f.write(text.getvalue().encode()))
+    else:
+        out.write(text.getvalue())
+
+
+def cmd_export(args, out):
+    model, mask = _mask(args, args.strategy, args.sparsity)
+    if args.format == "npz":
+        save(mask, args.out)
+    elif args.format == "torch":
+        from .export import save_torch_mask
+
+        save_torch_mask(mask, args.out)
+    else:
+        from .export import save_keras_model
+
+        save_keras_model(model, mask, args.out)
+    print(f"wrote {args.out}: {args.strategy} mask of {model.name} at sparsity {mask.meta['sparsity']:.4f}",
+          file=out)
+
+
+def cmd_train(args, out):
+    from .recipes import RECIPES
+
+    if args.name not in RECIPES:
+        raise PruningError(f"unknown model {args.name!r}; choose one of: {', '.join(RECIPES)}")
+    if RECIPES[args.name]["framework"] == "torch":
+        from .train_torch import train_zoo_model
+    else:
+        from .train_keras import train_zoo_model
+    train_zoo_model(args.name, log=lambda line: print(line, file=out, flush=True))
+
+
+COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,
+            "train": cmd_train}
+
+
+def main(argv=None, out=None) -> int:
+    args = parser().parse_args(argv)  # argparse itself exits 2 with one usage line on bad flags
+    try:
+        COMMANDS[args.command](args, out or sys.stdout)
+    except PruningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

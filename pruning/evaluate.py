@@ -1,0 +1,85 @@
+"""Evaluate a mask on one of three weight sets, on the test split (or a stratified subset of it).
+
+final            θf * mask: ordinary pruning of the trained model.
+init             θ0 * mask: the mask on the untrained weights (a "supermask").
+signed-constant  sign(θ0) * std(θ0 of the layer) * mask: Zhou et al.'s best supermask variant.
+Non-prunable parameters (biases, normalisation) come from θf for ``final``, θ0 otherwise.
+"""
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+import time
+
+import numpy as np
+
+from . import data
+from .errors import PruningError
+from .masks import validate
+
+WEIGHT_SETS = ("final", "init", "signed-constant")
+
+
+def check_weights(weights: str) -> str:
+    if weights not in WEIGHT_SETS:
+        raise PruningError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHT_SETS)}")
+    return weights
+
+
+def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
+    """name -> the prunable tensor that the forward pass uses (a new array; the model is untouched)."""
+    check_weights(weights)
+    if weights != "final" and "init" not in model.states:
+        raise PruningError(f"model {model.name!r} has no initial weights, so {weights!r} is unavailable")
+    source = model.weights("final" if weights == "final" else "init")
+    out = {}
+    for name, w in source.items():
+        if weights == "signed-constant":
+            w = (np.sign(w) * w.std()).astype(w.dtype)
+        out[name] = w if mask is None else w * mask[name]
+    return out
+
+
+@lru_cache(maxsize=8)
+def inputs(model, limit=None):
+    """(prepared inputs, labels, indices) of the test split or its stratified subset."""
+    x, y = data.load(model.dataset, "test")
+    idx = data.stratified_indices(y, limit)
+    return model.prepare(x[idx]), y[idx], idx
+
+
+@dataclass
+class Evaluation:
+    accuracy: float
+    n: int
+    predictions: np.ndarray = field(repr=False)  # (n,) predicted classes
+    labels: np.ndarray = field(repr=False)  # (n,) true classes
+    indices: np.ndarray = field(repr=False)  # (n,) positions in the test split
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """(classes, classes): row = true class, column = predicted class."""
+        k = int(max(self.labels.max(initial=0), self.predictions.max(initial=0))) + 1
+        k = max(k, 10)
+        return np.bincount(self.labels.astype(np.int64) * k + self.predictions, minlength=k * k).reshape(k, k)
+
+    @property
+    def per_class(self) -> np.ndarray:
+        c = self.confusion
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(c) / c.sum(axis=1)
+
+
+def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
+    """Accuracy of ``model`` with ``mask`` applied to weight set ``weights`` (None = dense)."""
+    if mask is not None:
+        validate(mask, {name: spec.shape for name, spec in model.specs.items()})
+    start = time.perf_counter()
+    x, y, idx = inputs(model, limit)
+    prunable = masked_weights(model, mask, weights)
+    logits = model.logits(prunable, "final" if weights == "final" else "init", x)  # (n, classes)
+    logits = np.nan_to_num(logits, nan=-np.inf)
+    pred = logits.argmax(axis=1)
+    return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y,
+                      indices=idx, seconds=time.perf_counter() - start, device=str(model.device))

@@ -1,0 +1,38 @@
+"""Small file helpers: atomic writes and file hashes."""
+
+import hashlib
+import os
+from pathlib import Path
+import tempfile
+
+from .errors import PruningError
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
+
+    An error (or Ctrl-C) part way leaves no file at ``path``.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise PruningError(f"cannot write {path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise PruningError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,78 @@
+"""compute_mask: criterion (criteria.py) x scope and granularity (selection.py) on a model."""
+
+from functools import lru_cache
+
+import numpy as np
+
+from .criteria import ALIASES, CRITERIA
+from .errors import PruningError
+from .masks import Mask, report
+from .selection import check_fraction, check_norm, check_sparsity, cut, parse_granularity, rank
+
+
+def resolve_strategy(strategy: str, scope: str | None) -> tuple:
+    """(criterion, scope): lottery-ticket-pruner names fix their scope."""
+    if strategy in ALIASES:
+        criterion, alias_scope = ALIASES[strategy]
+        if scope not in (None, alias_scope):
+            raise PruningError(f"strategy {strategy!r} is {criterion} with scope {alias_scope}; "
+                               f"it cannot be used with scope {scope!r}")
+        return criterion, alias_scope
+    if strategy not in CRITERIA:
+        valid = ", ".join([*CRITERIA, *ALIASES])
+        raise PruningError(f"unknown strategy {strategy!r}; choose one of: {valid}")
+    return strategy, scope or "layer"
+
+
+def scores(model, criterion: str, seed: int = 0) -> dict:
+    """name -> score array of every prunable tensor (higher = keep)."""
+    score = CRITERIA.get(criterion)
+    rng = np.random.default_rng(seed)
+    final = model.weights("final")
+    init = model.weights("init") if "init" in model.states else final
+    if criterion not in ("large_final", "small_final", "random") and "init" not in model.states:
+        raise PruningError(f"strategy {criterion!r} needs the initial weights, which model {model.name!r} lacks")
+    return {name: score(init[name], final[name], rng) for name in model.specs}
+
+
+@lru_cache(maxsize=16)
+def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
+    """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
+    return rank(scores(model, criterion, seed), model.specs, scope=scope, granularity=granularity,
+                norm=norm, output_name=model.output_name, output_rate=output_rate)
+
+
+def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, granularity="weight",
+                 norm=1, output_rate=1.0, seed=0) -> Mask:
+    """The mask of ``strategy`` at ``sparsity`` (fraction pruned, 0..1) on a loaded model.
+
+    scope        "layer" (each tensor at the same rate) or "global" (one ranking).
+    granularity  "weight", "unit" (whole neurons / filters) or "N:M" such as "2:4" (the pattern
+                 fixes the sparsity at 1 - N/M; leave ``sparsity`` out or pass that value).
+    norm         1 or 2: the norm that ranks units.
+    output_rate  the output layer's sparsity as a fraction of the others' (0.5 as in the
+                 lottery-ticket papers, 0 to leave it dense).
+    seed         for the ``random`` strategy; recorded in the mask's metadata.
+    """
+    criterion, scope = resolve_strategy(strategy, scope)
+    g = parse_granularity(granularity)
+    if g.kind == "nm":
+        implied = 1 - g.n / g.m
+        if sparsity is not None and abs(check_sparsity(sparsity) - implied) > 1e-9:
+            raise PruningError(f"granularity {g} fixes the sparsity at {implied:g}; leave the sparsity out")
+        sparsity = implied
+    elif sparsity is None:
+        raise PruningError("a sparsity in [0, 1] is required")
+    sparsity = check_sparsity(sparsity)
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise PruningError(f"seed must be a whole number, got {seed!r}") from None
+    norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
+    r = ranking(model, criterion, scope, g, norm, output_rate, seed)
+    arrays = cut(r, sparsity)
+    meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,
+            "scope": scope, "granularity": str(g), "norm": norm, "output_rate": output_rate,
+            "requested_sparsity": sparsity, "sparsity": report(arrays)["sparsity"], "seed": seed,
+            "weights_sha256": {k: v for k, v in model.info.get("sha256", {}).items()}}
+    return Mask(arrays, meta)

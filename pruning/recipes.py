@@ -1,0 +1,31 @@
+"""Training recipes of the zoo models: everything ``python -m pruning train NAME`` needs."""
+
+MNIST = {"scale": 1 / 255, "mean": [0.1307], "std": [0.3081]}
+FASHION = {"scale": 1 / 255, "mean": [0.2860], "std": [0.3530]}
+CIFAR = {"scale": 1 / 255, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
+
+_LENET300 = {"architecture": "lenet300", "init": "glorot_normal", "optimizer": "adam", "lr": 1.2e-3,
+             "schedule": "constant", "batch_size": 60, "epochs": 20, "augmentation": "none",
+             "weight_decay": 0.0, "early_fraction": 0.01}
+
+RECIPES = {
+    "mnist-lenet300-torch": {**_LENET300, "framework": "torch", "dataset": "mnist", "preprocessing": MNIST,
+                             "seed": 0, "source": "Frankle & Carbin 2019 (LeNet-300-100: Adam 1.2e-3, batch 60)"},
+    "fmnist-lenet300-torch": {**_LENET300, "framework": "torch", "dataset": "fashion_mnist",
+                              "preprocessing": FASHION, "seed": 0,
+                              "source": "Frankle & Carbin 2019 recipe on Fashion-MNIST"},
+    "mnist-lenet5-torch": {"framework": "torch", "dataset": "mnist", "architecture": "lenet5",
+                           "preprocessing": MNIST, "init": "glorot_normal", "optimizer": "adam", "lr": 1e-3,
+                           "schedule": "constant", "batch_size": 64, "epochs": 10, "augmentation": "none",
+                           "weight_decay": 0.0, "seed": 0, "source": "LeNet-5 style CNN, Adam"},
+    "cifar10-conv4-torch": {"framework": "torch", "dataset": "cifar10", "architecture": "conv4",
+                            "preprocessing": CIFAR, "init": "glorot_normal", "optimizer": "adam", "lr": 3e-4,
+                            "schedule": "constant", "batch_size": 60, "epochs": 20, "augmentation": "none",
+                            "weight_decay": 0.0, "seed": 0, "early_fraction": 0.01,
+                            "source": "Frankle & Carbin 2019 (Conv-4: Adam 3e-4, batch 60)"},
+    "cifar10-resnet20-torch": {"framework": "torch", "dataset": "cifar10", "architecture": "resnet20",
+                               "preprocessing": CIFAR, "init": "he_normal", "optimizer": "sgd", "lr": 0.1,
+                               "momentum": 0.9, "weight_decay": 1e-4, "schedule": "cosine",
+                               "batch_size": 128, "epochs": 30, "augmentation": "random crop (pad 4) + flip",
+                               "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4)"},
+}

@@ -1,0 +1,188 @@
+"""Selection: which scored weights survive, at what granularity and scope.
+
+Scores come from ``criteria.py``; this module turns them into boolean masks (True = kept).
+Every choice is exact and deterministic: a tensor of n prunable items loses exactly
+``round(rate * n)`` of them (layer scope), a pool of N items across tensors exactly
+``round(s * N)`` (global scope); equal scores are pruned in a fixed order (tensor order, then
+flat C-order index, lowest first), so the same inputs always give the same mask, and a higher
+sparsity always prunes a superset of a lower one.
+
+Granularity
+  weight  one item per weight (unstructured).
+  unit    one item per output unit: a dense layer's neuron or a conv layer's filter, scored by the
+          signed L1/L2 norm of its weights' scores.  The output layer's units are the classes and
+          are never removed.
+  N:M     in every group of M consecutive weights along the input-channel axis keep the N
+          best-scoring ones (sparsity 1 - N/M).  Tensors whose input axis is not a multiple of M
+          stay dense, as in NVIDIA's ASP.
+
+The work is split into ``rank`` (sort once; independent of the sparsity) and ``cut`` (keep the
+top of each ranking at a given sparsity), so a slider can move without re-sorting.
+"""
+
+from dataclasses import dataclass
+import re
+
+import numpy as np
+
+from .errors import PruningError
+
+SCOPES = ("layer", "global")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A prunable tensor as a framework names and lays it out."""
+
+    name: str
+    shape: tuple
+    out_axis: int  # axis of output units / filters (PyTorch 0, Keras -1)
+    in_axis: int  # axis of input features / channels (PyTorch 1, Keras -2 or 0)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Granularity:
+    kind: str  # "weight" | "unit" | "nm"
+    n: int = 0
+    m: int = 0
+
+    def __str__(self):
+        return f"{self.n}:{self.m}" if self.kind == "nm" else self.kind
+
+
+def parse_granularity(text) -> Granularity:
+    if isinstance(text, Granularity):
+        return text
+    if text in ("weight", "unit"):
+        return Granularity(text)
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    if match:
+        n, m = int(match[1]), int(match[2])
+        if 0 < n < m:
+            return Granularity("nm", n, m)
+        raise PruningError(f"malformed N:M granularity {text!r}: need 0 < N < M, e.g. 2:4")
+    raise PruningError(f"unknown granularity {text!r}; choose one of: weight, unit, N:M (e.g. 2:4)")
+
+
+def check_fraction(value, what="sparsity") -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PruningError(f"{what} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # also rejects NaN
+        raise PruningError(f"{what} must be in [0, 1], got {value!r}")
+    return number
+
+
+def check_sparsity(sparsity) -> float:
+    return check_fraction(sparsity, "sparsity")
+
+
+def check_norm(norm) -> int:
+    if str(norm) not in ("1", "2"):
+        raise PruningError(f"unit norm must be 1 or 2, got {norm!r}")
+    return int(norm)
+
+
+def _clean(scores: np.ndarray) -> np.ndarray:
+    """NaN scores (from NaN weights) rank lowest, so they are pruned first and sort stably."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(np.isnan(scores), -np.inf, scores)
+
+
+def unit_scores(scores: np.ndarray, spec: TensorSpec, norm: int) -> np.ndarray:
+    """Signed p-norm of each output unit's scores: ||s+||_p - ||s-||_p, shape (units,).
+
+    For non-negative scores (large_final, ...) this is the ordinary L1/L2 norm, as in
+    ``torch.nn.utils.prune.ln_structured``; for negated ones (small_final) it is minus the norm.
+    """
+    s = np.moveaxis(scores, spec.out_axis, 0).reshape(spec.shape[spec.out_axis], -1)  # (units, fan_in)
+    s = np.nan_to_num(s, nan=-np.inf)
+    pos, neg = np.maximum(s, 0.0), np.maximum(-s, 0.0)
+    return np.linalg.norm(pos, ord=norm, axis=1) - np.linalg.norm(neg, ord=norm, axis=1)
+
+
+def _expand_units(keep_units: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    shape = [1] * len(spec.shape)
+    shape[spec.out_axis] = -1
+    return np.broadcast_to(keep_units.reshape(shape), spec.shape).copy()
+
+
+def nm_mask(scores: np.ndarray, spec: TensorSpec, n: int, m: int) -> np.ndarray:
+    """Keep the n best of every m consecutive weights along the input axis."""
+    fan_in = spec.shape[spec.in_axis]
+    if fan_in % m:
+        return np.ones(spec.shape, dtype=bool)  # no whole groups: left dense (reported as such)
+    s = np.moveaxis(_clean(scores), spec.in_axis, -1)  # (..., fan_in)
+    groups = s.reshape(*s.shape[:-1], fan_in // m, m)  # (..., fan_in/m, m)
+    order = np.argsort(groups, axis=-1, kind="stable")  # ascending: the first m-n are pruned
+    keep = np.ones(groups.shape, dtype=bool)
+    np.put_along_axis(keep, order[..., : m - n], False, axis=-1)
+    return np.moveaxis(keep.reshape(s.shape), -1, spec.in_axis)
+
+
+@dataclass
+class Ranking:
+    """Pruning order of each pool of items: ``order[pool]`` lists item indices, first pruned first."""
+
+    granularity: Granularity
+    pools: list  # [(tensor names, order, sizes, rate_factor)]: items of one or more tensors
+    specs: dict
+    fixed: dict  # name -> mask for tensors whose mask does not depend on sparsity (N:M, kept dense)
+
+
+def rank(scores: dict, specs: dict, *, scope="layer", granularity="weight", norm=1,
+         output_name=None, output_rate=1.0) -> Ranking:
+    """Sort items once.  ``output_rate`` scales the output layer's sparsity (0 = never pruned)."""
+    if scope not in SCOPES:
+        raise PruningError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    g = parse_granularity(granularity)
+    norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
+    if not specs:
+        raise PruningError("the model has no prunable tensor (no dense or convolution kernel)")
+
+    fixed, items = {}, {}
+    for name, spec in specs.items():
+        if g.kind == "nm":
+            fixed[name] = nm_mask(scores[name], spec, g.n, g.m)
+        elif g.kind == "unit" and name == output_name:
+            fixed[name] = np.ones(spec.shape, dtype=bool)  # classes are never removed
+        elif g.kind == "unit":
+            items[name] = unit_scores(scores[name], spec, norm)
+        else:
+            items[name] = _clean(scores[name]).reshape(-1)
+
+    def pool(names, factor):
+        flat = np.concatenate([items[n] for n in names])
+        return (names, np.argsort(flat, kind="stable"), [items[n].size for n in names], factor)
+
+    pools = []
+    if scope == "layer":
+        pools = [pool([n], output_rate if n == output_name else 1.0) for n in items]
+    else:
+        shared = [n for n in items if n != output_name or output_rate == 1.0]
+        if shared:
+            pools.append(pool(shared, 1.0))
+        if output_name in items and output_name not in shared:
+            pools.append(pool([output_name], output_rate))
+    return Ranking(g, pools, specs, fixed)
+
+
+def cut(ranking: Ranking, sparsity: float) -> dict:
+    """Masks at ``sparsity``: each pool loses exactly round(rate * items) of its lowest ranked."""
+    sparsity = check_sparsity(sparsity)
+    masks = dict(ranking.fixed)
+    for names, order, sizes, factor in ranking.pools:
+        keep = np.ones(order.size, dtype=bool)
+        keep[order[: round(sparsity * factor * order.size)]] = False
+        for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1])):
+            spec = ranking.specs[name]
+            if ranking.granularity.kind == "unit":
+                masks[name] = _expand_units(part, spec)
+            else:
+                masks[name] = part.reshape(spec.shape)
+    return {name: masks[name] for name in ranking.specs}  # the model's tensor order

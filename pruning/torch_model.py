@@ -1,0 +1,86 @@
+"""The PyTorch adapter: a zoo model's θ0 and θf, and a forward pass with any weights.
+
+The loaded network is never mutated: each call passes its weights to
+``torch.func.functional_call`` on a per-thread copy of the module, so one loaded model can serve
+many threads (Streamlit sessions) at once.
+"""
+
+import copy
+import threading
+
+import numpy as np
+from safetensors.numpy import load_file
+import torch
+from torch import nn
+
+from .selection import TensorSpec
+from .torch_nets import ARCHITECTURES
+
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build(info: dict) -> nn.Module:
+    """An untrained module of the architecture described in a model.json."""
+    pre = info["preprocessing"]
+    return ARCHITECTURES[info["architecture"]](mean=pre["mean"], std=pre["std"])
+
+
+def prunable_specs(module: nn.Module) -> dict:
+    """Kernels of dense and convolution layers, by state_dict name: PyTorch layout (out, in, ...)."""
+    return {f"{name}.weight": TensorSpec(f"{name}.weight", tuple(m.weight.shape), out_axis=0, in_axis=1)
+            for name, m in module.named_modules() if isinstance(m, PRUNABLE)}
+
+
+def to_input(x: np.ndarray) -> torch.Tensor:
+    """uint8 images (n, h, w) or (n, h, w, c) -> floats in [0, 1], (n, c, h, w)."""
+    t = torch.from_numpy(np.asarray(x).astype(np.float32)).div_(255.0)  # a writable copy
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+class TorchModel:
+    framework = "torch"
+
+    def __init__(self, name: str, info: dict, files: dict):
+        """``files`` maps weight-set name ("init", "final", maybe "early") to a .safetensors path."""
+        self.name, self.info, self.dataset = name, info, info["dataset"]
+        self.device = device()
+        self._module = build(info).eval()
+        self.specs = prunable_specs(self._module)
+        self.output_name = list(self.specs)[-1]
+        self.states = {}  # weight set -> full state dict of numpy arrays (read-only)
+        for which, path in files.items():
+            state = load_file(str(path))
+            for arr in state.values():
+                arr.setflags(write=False)
+            self.states[which] = state
+        self._tensors = {which: {k: torch.from_numpy(v.copy()).to(self.device) for k, v in s.items()}
+                         for which, s in self.states.items()}
+        self._local = threading.local()
+        self.batch_size = 10000 if info["architecture"] == "lenet300" else 1000
+
+    def weights(self, which: str = "final") -> dict:
+        """The prunable tensors of one weight set, name -> numpy array (read-only)."""
+        return {name: self.states[which][name] for name in self.specs}
+
+    def prepare(self, x: np.ndarray) -> torch.Tensor:
+        return to_input(x).to(self.device)
+
+    def _thread_module(self) -> nn.Module:
+        module = getattr(self._local, "module", None)
+        if module is None:
+            module = self._local.module = copy.deepcopy(self._module).to(self.device)
+        return module
+
+    @torch.inference_mode()
+    def logits(self, prunable: dict, base: str, x: torch.Tensor) -> np.ndarray:
+        """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
+        params = dict(self._tensors[base])
+        params.update({k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in prunable.items()})
+        module = self._thread_module()
+        out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
+               for i in range(0, len(x), self.batch_size)]
+        return torch.cat(out).float().cpu().numpy()

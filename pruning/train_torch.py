@@ -1,0 +1,166 @@
+"""Train a PyTorch zoo model from its recipe (recipes.py) and write pretrained/<name>/."""
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from safetensors.torch import save_file
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data
+from .io import sha256
+from .recipes import RECIPES
+from .torch_model import build, device, prunable_specs, to_input
+from .torch_nets import INITS
+from .zoo import ZOO
+
+
+def initial_module(recipe: dict) -> torch.nn.Module:
+    """θ0: the architecture initialised from the recipe's seed (the same on every machine)."""
+    torch.manual_seed(recipe["seed"])
+    module = build(recipe)
+    INITS[recipe["init"]](module)
+    return module
+
+
+def _optimizer(recipe, params, steps):
+    if recipe["optimizer"] == "adam":
+        opt = torch.optim.Adam(params, lr=recipe["lr"], weight_decay=recipe.get("weight_decay", 0.0))
+    else:
+        opt = torch.optim.SGD(params, lr=recipe["lr"], momentum=recipe.get("momentum", 0.0),
+                              weight_decay=recipe.get("weight_decay", 0.0), nesterov=False)
+    if recipe["schedule"] == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    return opt, None
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with 4-pixel zero padding and horizontal flip; x is (n, c, h, w)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (2,), generator=gen).tolist()
+    x = padded[:, :, dy:dy + h, dx:dx + w]
+    flip = torch.rand(n, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, log=None):
+    """Train in place; returns per-epoch mean losses.  ``on_step(step, module)`` after each step."""
+    dev = device()
+    module.to(dev).train()
+    gen = torch.Generator().manual_seed(recipe["seed"])
+    epochs = epochs or recipe["epochs"]
+    batch = recipe["batch_size"]
+    steps_per_epoch = -(-len(x) // batch)
+    total = min(max_steps or epochs * steps_per_epoch, epochs * steps_per_epoch)
+    opt, sched = _optimizer(recipe, module.parameters(), total)
+    inputs, labels = to_input(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    augment = recipe.get("augmentation", "none") != "none"
+    history, step = [], 0
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        losses = []
+        bar = tqdm(range(0, len(x), batch), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                   leave=False, disable=log is None)
+        for i in bar:
+            idx = order[i:i + batch]
+            xb = inputs[idx]
+            if augment:
+                xb = _augment(xb, gen)
+            loss = F.cross_entropy(module(xb.to(dev)), labels[idx].to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched:
+                sched.step()
+            step += 1
+            losses.append(loss.item())
+            if on_step:
+                on_step(step, module)
+            if step >= total:
+                break
+        history.append(float(np.mean(losses)))
+        if log:
+            log(f"epoch {epoch + 1}: loss {history[-1]:.4f}")
+        if step >= total:
+            break
+    module.eval()
+    return history
+
+
+@torch.inference_mode()
+def accuracy(module, x, y, batch=1000) -> float:
+    dev = device()
+    module.to(dev).eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        pred = module(to_input(x[i:i + batch]).to(dev)).argmax(1).cpu().numpy()
+        correct += int((pred == y[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def _state(module):
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def train_zoo_model(name: str, log=print) -> dict:
+    """Train ``name`` from scratch and write init/final(/early).safetensors and model.json."""
+    recipe = RECIPES[name]
+    out = ZOO / name
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = data.load(recipe["dataset"], "train")
+    x_test, y_test = data.load(recipe["dataset"], "test")
+    module = initial_module(recipe)
+    save_file(_state(module), str(out / "init.safetensors"))
+    steps_per_epoch = -(-len(x) // recipe["batch_size"])
+    early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
+
+    def on_step(step, m):
+        if step == early_step:
+            save_file(_state(m), str(out / "early.safetensors"))
+
+    start = time.time()
+    history = train(module, recipe, x, y, on_step=on_step, log=log)
+    wall = time.time() - start
+    save_file(_state(module), str(out / "final.safetensors"))
+    acc = accuracy(module, x_test, y_test)
+    specs = prunable_specs(module)
+    files = sorted(p.name for p in out.glob("*.safetensors"))
+    info = {
+        "name": name, "framework": "torch", "dataset": recipe["dataset"],
+        "architecture": recipe["architecture"], "preprocessing": recipe["preprocessing"],
+        "init": recipe["init"],
+        "training": {k: recipe[k] for k in ("optimizer", "lr", "schedule", "batch_size", "epochs",
+                                            "augmentation", "weight_decay", "seed", "source")
+                     if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
+                                        "loss_per_epoch": history, "wall_time_s": round(wall, 1),
+                                        "hardware": _hardware(), "torch": torch.__version__},
+        "test_accuracy": acc, "test_n": int(len(y_test)),
+        "parameters": {"total": int(sum(p.numel() for p in module.parameters())),
+                       "prunable": int(sum(int(np.prod(s.shape)) for s in specs.values()))},
+        "sha256": {f: sha256(out / f) for f in files},
+    }
+    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+    if log:
+        log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
+    return info
+
+
+def _hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"

@@ -1,0 +1,48 @@
+"""The model zoo: ``pretrained/<name>/`` holds model.json and the initial and trained weights."""
+
+from functools import lru_cache
+import json
+from pathlib import Path
+
+from .errors import PruningError
+
+ZOO = Path(__file__).resolve().parent.parent / "pretrained"
+WEIGHT_FILES = {"torch": ".safetensors", "keras": ".keras"}
+
+
+def names() -> list:
+    return sorted(p.parent.name for p in ZOO.glob("*/model.json"))
+
+
+def info(name: str) -> dict:
+    path = ZOO / str(name) / "model.json"
+    if not path.is_file():
+        raise PruningError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+    return json.loads(path.read_text())
+
+
+def catalogue() -> list:
+    """One row per zoo model: name, framework, dataset, parameters, recorded test accuracy."""
+    rows = []
+    for name in names():
+        i = info(name)
+        rows.append({"name": name, "framework": i["framework"], "dataset": i["dataset"],
+                     "architecture": i["architecture"], "parameters": i["parameters"]["total"],
+                     "prunable": i["parameters"]["prunable"], "test_accuracy": i["test_accuracy"]})
+    return rows
+
+
+@lru_cache(maxsize=None)
+def load_model(name: str):
+    """A zoo model, loaded once per process and shared read-only (safe to use from many threads)."""
+    meta = info(name)
+    directory = ZOO / name
+    suffix = WEIGHT_FILES[meta["framework"]]
+    files = {p.name[: -len(suffix)]: p for p in sorted(directory.glob(f"*{suffix}"))}
+    if meta["framework"] == "torch":
+        from .torch_model import TorchModel
+
+        return TorchModel(name, meta, files)
+    from .keras_model import KerasModel
+
+    return KerasModel(name, meta, files)
