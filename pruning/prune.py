@@ -25,21 +25,22 @@ def resolve_strategy(strategy: str, scope: str | None) -> tuple:
 
 
 def scores(model, criterion: str, seed: int = 0) -> dict:
-    """name -> score array of every prunable tensor (higher = keep)."""
+    """name -> score array of every prunable tensor, canonical layout (out, in, ...); higher = keep."""
     score = CRITERIA.get(criterion)
     rng = np.random.default_rng(seed)
     final = model.weights("final")
     init = model.weights("init") if "init" in model.states else final
     if criterion not in ("large_final", "small_final", "random") and "init" not in model.states:
         raise PruningError(f"strategy {criterion!r} needs the initial weights, which model {model.name!r} lacks")
-    return {name: score(init[name], final[name], rng) for name in model.specs}
+    return {name: score(spec.to_canonical(init[name]), spec.to_canonical(final[name]), rng)
+            for name, spec in model.specs.items()}
 
 
 @lru_cache(maxsize=16)
 def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
     """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
-    return rank(scores(model, criterion, seed), model.specs, scope=scope, granularity=granularity,
-                norm=norm, output_name=model.output_name, output_rate=output_rate)
+    return rank(scores(model, criterion, seed), scope=scope, granularity=granularity, norm=norm,
+                output_name=model.output_name, output_rate=output_rate)
 
 
 def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, granularity="weight",
@@ -70,7 +71,7 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
         raise PruningError(f"seed must be a whole number, got {seed!r}") from None
     norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
     r = ranking(model, criterion, scope, g, norm, output_rate, seed)
-    arrays = cut(r, sparsity)
+    arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}
     meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,
             "scope": scope, "granularity": str(g), "norm": norm, "output_rate": output_rate,
             "requested_sparsity": sparsity, "sparsity": report(arrays)["sparsity"], "seed": seed,

@@ -16,6 +16,7 @@ Granularity
           best-scoring ones (sparsity 1 - N/M).  Tensors whose input axis is not a multiple of M
           stay dense, as in NVIDIA's ASP.
 
+Everything here works in the canonical layout (out, in, *spatial); ``TensorSpec`` converts.
 The work is split into ``rank`` (sort once; independent of the sparsity) and ``cut`` (keep the
 top of each ranking at a given sparsity), so a slider can move without re-sorting.
 """
@@ -32,12 +33,31 @@ SCOPES = ("layer", "global")
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A prunable tensor as a framework names and lays it out."""
+    """A prunable tensor as its framework names and lays it out.
+
+    ``canonical`` permutes the native axes into the canonical layout (out, in, *spatial): the
+    identity for PyTorch, (1, 0) for a Keras Dense kernel (in, out), (3, 2, 0, 1) for a Keras
+    Conv2D kernel (kh, kw, in, out).  Criteria, rankings and tie-breaking all work in the
+    canonical layout, so twin networks in the two frameworks get identical masks.
+    """
 
     name: str
-    shape: tuple
-    out_axis: int  # axis of output units / filters (PyTorch 0, Keras -1)
-    in_axis: int  # axis of input features / channels (PyTorch 1, Keras -2 or 0)
+    shape: tuple  # native shape
+    canonical: tuple = ()  # native axes in canonical order; () = already canonical
+
+    @property
+    def axes(self) -> tuple:
+        return self.canonical or tuple(range(len(self.shape)))
+
+    @property
+    def canonical_shape(self) -> tuple:
+        return tuple(self.shape[a] for a in self.axes)
+
+    def to_canonical(self, arr: np.ndarray) -> np.ndarray:
+        return np.transpose(arr, self.axes) if self.canonical else arr
+
+    def to_native(self, arr: np.ndarray) -> np.ndarray:
+        return np.transpose(arr, np.argsort(self.axes)) if self.canonical else arr
 
     @property
     def size(self) -> int:
@@ -94,35 +114,33 @@ def _clean(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(scores), -np.inf, scores)
 
 
-def unit_scores(scores: np.ndarray, spec: TensorSpec, norm: int) -> np.ndarray:
+def unit_scores(scores: np.ndarray, norm: int) -> np.ndarray:
     """Signed p-norm of each output unit's scores: ||s+||_p - ||s-||_p, shape (units,).
 
     For non-negative scores (large_final, ...) this is the ordinary L1/L2 norm, as in
     ``torch.nn.utils.prune.ln_structured``; for negated ones (small_final) it is minus the norm.
     """
-    s = np.moveaxis(scores, spec.out_axis, 0).reshape(spec.shape[spec.out_axis], -1)  # (units, fan_in)
+    s = scores.reshape(scores.shape[0], -1)  # (units, fan_in * spatial)
     s = np.nan_to_num(s, nan=-np.inf)
     pos, neg = np.maximum(s, 0.0), np.maximum(-s, 0.0)
     return np.linalg.norm(pos, ord=norm, axis=1) - np.linalg.norm(neg, ord=norm, axis=1)
 
 
-def _expand_units(keep_units: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    shape = [1] * len(spec.shape)
-    shape[spec.out_axis] = -1
-    return np.broadcast_to(keep_units.reshape(shape), spec.shape).copy()
+def _expand_units(keep_units: np.ndarray, shape: tuple) -> np.ndarray:
+    return np.broadcast_to(keep_units.reshape(-1, *[1] * (len(shape) - 1)), shape).copy()
 
 
-def nm_mask(scores: np.ndarray, spec: TensorSpec, n: int, m: int) -> np.ndarray:
-    """Keep the n best of every m consecutive weights along the input axis."""
-    fan_in = spec.shape[spec.in_axis]
+def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Keep the n best of every m consecutive weights along the input axis (canonical axis 1)."""
+    fan_in = scores.shape[1]
     if fan_in % m:
-        return np.ones(spec.shape, dtype=bool)  # no whole groups: left dense (reported as such)
-    s = np.moveaxis(_clean(scores), spec.in_axis, -1)  # (..., fan_in)
+        return np.ones(scores.shape, dtype=bool)  # no whole groups: left dense (reported as such)
+    s = np.moveaxis(_clean(scores), 1, -1)  # (out, *spatial, fan_in)
     groups = s.reshape(*s.shape[:-1], fan_in // m, m)  # (..., fan_in/m, m)
     order = np.argsort(groups, axis=-1, kind="stable")  # ascending: the first m-n are pruned
     keep = np.ones(groups.shape, dtype=bool)
     np.put_along_axis(keep, order[..., : m - n], False, axis=-1)
-    return np.moveaxis(keep.reshape(s.shape), -1, spec.in_axis)
+    return np.moveaxis(keep.reshape(s.shape), -1, 1)
 
 
 @dataclass
@@ -131,30 +149,31 @@ class Ranking:
 
     granularity: Granularity
     pools: list  # [(tensor names, order, sizes, rate_factor)]: items of one or more tensors
-    specs: dict
+    shapes: dict  # name -> canonical shape
     fixed: dict  # name -> mask for tensors whose mask does not depend on sparsity (N:M, kept dense)
 
 
-def rank(scores: dict, specs: dict, *, scope="layer", granularity="weight", norm=1,
-         output_name=None, output_rate=1.0) -> Ranking:
-    """Sort items once.  ``output_rate`` scales the output layer's sparsity (0 = never pruned)."""
+def rank(scores: dict, *, scope="layer", granularity="weight", norm=1, output_name=None,
+         output_rate=1.0) -> Ranking:
+    """Sort items once.  ``scores``: name -> array in canonical layout (out, in, *spatial), in the
+    model's tensor order.  ``output_rate`` scales the output layer's sparsity (0 = never pruned)."""
     if scope not in SCOPES:
         raise PruningError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
     g = parse_granularity(granularity)
     norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
-    if not specs:
+    if not scores:
         raise PruningError("the model has no prunable tensor (no dense or convolution kernel)")
 
     fixed, items = {}, {}
-    for name, spec in specs.items():
+    for name, score in scores.items():
         if g.kind == "nm":
-            fixed[name] = nm_mask(scores[name], spec, g.n, g.m)
+            fixed[name] = nm_mask(score, g.n, g.m)
         elif g.kind == "unit" and name == output_name:
-            fixed[name] = np.ones(spec.shape, dtype=bool)  # classes are never removed
+            fixed[name] = np.ones(score.shape, dtype=bool)  # classes are never removed
         elif g.kind == "unit":
-            items[name] = unit_scores(scores[name], spec, norm)
+            items[name] = unit_scores(score, norm)
         else:
-            items[name] = _clean(scores[name]).reshape(-1)
+            items[name] = _clean(score).reshape(-1)
 
     def pool(names, factor):
         flat = np.concatenate([items[n] for n in names])
@@ -169,20 +188,18 @@ def rank(scores: dict, specs: dict, *, scope="layer", granularity="weight", norm
             pools.append(pool(shared, 1.0))
         if output_name in items and output_name not in shared:
             pools.append(pool([output_name], output_rate))
-    return Ranking(g, pools, specs, fixed)
+    return Ranking(g, pools, {name: score.shape for name, score in scores.items()}, fixed)
 
 
 def cut(ranking: Ranking, sparsity: float) -> dict:
-    """Masks at ``sparsity``: each pool loses exactly round(rate * items) of its lowest ranked."""
+    """Masks (canonical layout) at ``sparsity``: each pool loses exactly round(rate * items) of its
+    lowest ranked items."""
     sparsity = check_sparsity(sparsity)
     masks = dict(ranking.fixed)
     for names, order, sizes, factor in ranking.pools:
         keep = np.ones(order.size, dtype=bool)
         keep[order[: round(sparsity * factor * order.size)]] = False
         for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1])):
-            spec = ranking.specs[name]
-            if ranking.granularity.kind == "unit":
-                masks[name] = _expand_units(part, spec)
-            else:
-                masks[name] = part.reshape(spec.shape)
-    return {name: masks[name] for name in ranking.specs}  # the model's tensor order
+            shape = ranking.shapes[name]
+            masks[name] = _expand_units(part, shape) if ranking.granularity.kind == "unit" else part.reshape(shape)
+    return {name: masks[name] for name in ranking.shapes}  # the model's tensor order

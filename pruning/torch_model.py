@@ -30,8 +30,9 @@ def build(info: dict) -> nn.Module:
 
 
 def prunable_specs(module: nn.Module) -> dict:
-    """Kernels of dense and convolution layers, by state_dict name: PyTorch layout (out, in, ...)."""
-    return {f"{name}.weight": TensorSpec(f"{name}.weight", tuple(m.weight.shape), out_axis=0, in_axis=1)
+    """Kernels of dense and convolution layers by state_dict name; PyTorch's layout (out, in, ...)
+    is the canonical one."""
+    return {f"{name}.weight": TensorSpec(f"{name}.weight", tuple(m.weight.shape))
             for name, m in module.named_modules() if isinstance(m, PRUNABLE)}
 
 
