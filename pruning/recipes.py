@@ -26,6 +26,6 @@ RECIPES = {
     "cifar10-resnet20-torch": {"framework": "torch", "dataset": "cifar10", "architecture": "resnet20",
                                "preprocessing": CIFAR, "init": "he_normal", "optimizer": "sgd", "lr": 0.1,
                                "momentum": 0.9, "weight_decay": 1e-4, "schedule": "cosine",
-                               "batch_size": 128, "epochs": 30, "augmentation": "random crop (pad 4) + flip",
+                               "batch_size": 128, "epochs": 15, "augmentation": "random crop (pad 4) + flip",
                                "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4)"},
 }
