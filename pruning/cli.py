@@ -18,7 +18,14 @@ from .selection import SCOPES, check_sparsity
 from .zoo import catalogue, load_model
 
 
-def _mask_options(p, sparsity_required=True):
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _mask_options(p):
     p.add_argument("--model", required=True, help="a zoo model name (see: python -m pruning models)")
     p.add_argument("--scope", choices=SCOPES, default=None, help="layer (default) or global")
     p.add_argument("--granularity", default="weight", help="weight (default), unit, or N:M such as 2:4")
@@ -29,7 +36,7 @@ def _mask_options(p, sparsity_required=True):
 
 def parser() -> argparse.ArgumentParser:
     strategies = ", ".join([*CRITERIA, *ALIASES])
-    ap = argparse.ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
+    ap = ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the model zoo")

@@ -80,7 +80,8 @@ class TorchModel:
     def logits(self, prunable: dict, base: str, x: torch.Tensor) -> np.ndarray:
         """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
         params = dict(self._tensors[base])
-        params.update({k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in prunable.items()})
+        for k, v in prunable.items():  # torch wants writable arrays; it never writes to them here
+            params[k] = torch.from_numpy(v if v.flags.writeable and v.flags.c_contiguous else v.copy()).to(self.device)
         module = self._thread_module()
         out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
                for i in range(0, len(x), self.batch_size)]

@@ -1,0 +1,127 @@
+"""The command line: JSON output, CSV sweeps, exports, and one-line errors with exit code 2."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import pruning
+from pruning.cli import main
+
+MODEL = "mnist-lenet300-torch"
+
+
+def run(*argv):
+    out = io.StringIO()
+    try:
+        code = main(list(argv), out=out)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return code, out.getvalue()
+
+
+def test_models_json():
+    code, out = run("models", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    row = next(r for r in rows if r["name"] == MODEL)
+    assert row["framework"] == "torch" and row["dataset"] == "mnist"
+    assert row["parameters"] == 266610 and row["test_accuracy"] >= 0.978
+
+
+def test_evaluate_json_matches_the_api():
+    code, out = run("evaluate", "--model", MODEL, "--strategy", "large_final", "--sparsity", "0.9",
+                    "--scope", "global", "--weights", "init", "--limit", "2000", "--json")
+    row = json.loads(out)
+    assert code == 0
+    for key in ("model", "strategy", "scope", "granularity", "weights", "sparsity", "accuracy", "n", "layers"):
+        assert key in row
+    model = pruning.load_model(MODEL)
+    mask = pruning.compute_mask(model, "large_final", 0.9, scope="global")
+    assert row["accuracy"] == pruning.evaluate(model, mask, weights="init", limit=2000).accuracy
+    assert row["n"] == 2000 and row["sparsity"] == pytest.approx(0.9, abs=1e-6)
+    assert [layer["name"] for layer in row["layers"]] == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    assert row["layers"][0]["shape"] == [300, 784]
+
+
+def test_sweep_csv(tmp_path):
+    path = tmp_path / "sweep.csv"
+    code, _ = run("sweep", "--model", MODEL, "--strategies", "large_final,random", "--sparsities", "0,0.5,0.9",
+                  "--weights", "final,init", "--limit", "500", "--out", str(path))
+    rows = list(csv.DictReader(path.open()))
+    assert code == 0 and len(rows) == 2 * 3 * 2
+    assert {r["strategy"] for r in rows} == {"large_final", "random"}
+    dense = [float(r["accuracy"]) for r in rows if r["requested_sparsity"] == "0.0" and r["weights"] == "final"]
+    assert dense[0] == dense[1] == pruning.evaluate(pruning.load_model(MODEL), limit=500).accuracy
+
+
+def test_export_npz_and_torch(tmp_path):
+    model = pruning.load_model(MODEL)
+    expected = pruning.compute_mask(model, "movement", 0.7, scope="global")
+    assert run("export", "--model", MODEL, "--strategy", "movement", "--sparsity", "0.7", "--scope", "global",
+               "--out", str(tmp_path / "m.npz"))[0] == 0
+    loaded = pruning.load_mask(tmp_path / "m.npz", model)
+    assert all(np.array_equal(loaded[n], expected[n]) for n in expected)
+    meta = loaded.meta
+    assert (meta["model"], meta["strategy"], meta["scope"], meta["granularity"]) == (MODEL, "movement", "global", "weight")
+    assert meta["requested_sparsity"] == 0.7 and meta["sparsity"] == pytest.approx(0.7, abs=1e-6)
+    assert meta["weights_sha256"]["final.safetensors"] == model.info["sha256"]["final.safetensors"]
+    assert run("export", "--model", MODEL, "--sparsity", "0.7", "--format", "torch",
+               "--out", str(tmp_path / "m.pt"))[0] == 0
+    masks = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert set(masks) == set(expected) and all(t.dtype == torch.bool for t in masks.values())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["evaluate", "--model", "nope", "--sparsity", "0.5"], "unknown model 'nope'; choose one of:"),
+    (["evaluate", "--model", MODEL, "--strategy", "nope", "--sparsity", "0.5"], "unknown strategy 'nope'"),
+    (["evaluate", "--model", MODEL, "--sparsity", "1.5"], "sparsity must be in [0, 1]"),
+    (["evaluate", "--model", MODEL, "--sparsity", "abc"], "sparsity must be a number"),
+    (["evaluate", "--model", MODEL, "--sparsity", "nan"], "sparsity must be in [0, 1]"),
+    (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--scope", "model"], "invalid choice: 'model'"),
+    (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--granularity", "3:2"], "malformed N:M"),
+    (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--weights", "best"], "unknown weights 'best'"),
+    (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--limit", "-3"], "limit must be positive"),
+    (["evaluate", "--model", MODEL], "a sparsity in [0, 1] is required"),
+    (["sweep", "--model", MODEL, "--strategies", "large_final,nope"], "unknown strategy 'nope'"),
+    (["evaluate", "--bogus"], "the following arguments are required"),
+])
+def test_bad_input_one_line_exit_2(argv, message, capsys):
+    code, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_unwritable_output_leaves_no_file(tmp_path, capsys):
+    target = tmp_path / "missing-dir" / "mask.npz"
+    code, _ = run("export", "--model", MODEL, "--sparsity", "0.5", "--out", str(target))
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import pruning.masks
+
+    def boom(f, **arrays):
+        f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pruning.masks.np, "savez_compressed", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pruning.save_mask(pruning.Mask({"a": np.ones(3, bool)}), tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_real_process_prints_no_traceback():
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "pruning", "evaluate", "--model", MODEL, "--sparsity", "2"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: sparsity must be in [0, 1], got '2'\n"

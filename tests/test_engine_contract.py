@@ -1,0 +1,161 @@
+"""One contract over every registered criterion x scope x granularity (open_lth / TF-MOT style)."""
+
+import numpy as np
+import pytest
+
+import pruning
+from pruning.criteria import ALIASES, CRITERIA
+from pruning.selection import TensorSpec
+
+
+class ArrayModel:
+    """The engine's model interface over plain arrays (no framework): enough to compute masks."""
+
+    framework = "numpy"
+    info = {}
+
+    def __init__(self, init: dict, final: dict, name="arrays"):
+        self.name = name
+        self.specs = {k: TensorSpec(k, v.shape) for k, v in final.items()}
+        self.states = {"init": init, "final": final}
+        self.output_name = list(final)[-1]
+
+    def weights(self, which="final"):
+        return self.states[which]
+
+
+def make_model(seed=0, shapes=((12, 8, 3, 3), (20, 72), (10, 20))):
+    rng = np.random.default_rng(seed)
+    init = {f"t{i}.weight": rng.normal(size=s).astype(np.float32) for i, s in enumerate(shapes)}
+    final = {k: (v + rng.normal(scale=0.5, size=v.shape)).astype(np.float32) for k, v in init.items()}
+    return ArrayModel(init, final, name=f"arrays-{seed}")
+
+
+STRATEGIES = [*CRITERIA, *ALIASES]
+SETTINGS = [(s, scope, g) for s in STRATEGIES for scope in ("layer", "global") for g in ("weight", "unit", "2:4")
+            if not (s in ALIASES and scope != ALIASES[s][1])]
+
+
+def mask_of(model, strategy, sparsity, scope, granularity, **kw):
+    return pruning.compute_mask(model, strategy, None if ":" in granularity else sparsity, scope=scope,
+                                granularity=granularity, **kw)
+
+
+@pytest.mark.parametrize("strategy,scope,granularity", SETTINGS)
+def test_contract(strategy, scope, granularity):
+    model = make_model()
+    mask = mask_of(model, strategy, 0.5, scope, granularity)
+    # names, shapes, dtype
+    assert list(mask) == list(model.specs)
+    for name, keep in mask.items():
+        assert keep.dtype == np.bool_ and keep.shape == model.specs[name].shape
+    # exact sparsity
+    if granularity == "weight":
+        if scope == "layer":
+            for keep in mask.values():
+                assert keep.size - keep.sum() == round(0.5 * keep.size)
+        else:
+            total = sum(k.size for k in mask.values())
+            assert total - sum(int(k.sum()) for k in mask.values()) == round(0.5 * total)
+    elif granularity == "unit":
+        hidden = [n for n in mask if n != model.output_name]
+        assert mask[model.output_name].all()  # classes are never removed
+        units = {n: mask[n].reshape(mask[n].shape[0], -1) for n in hidden}
+        for u in units.values():  # whole units: all kept or all pruned
+            assert np.all(u.all(axis=1) | ~u.any(axis=1))
+        pruned = {n: int((~u.any(axis=1)).sum()) for n, u in units.items()}
+        if scope == "layer":
+            assert all(pruned[n] == round(0.5 * units[n].shape[0]) for n in hidden)
+        else:
+            assert sum(pruned.values()) == round(0.5 * sum(u.shape[0] for u in units.values()))
+    else:  # 2:4 along the input axis (canonical axis 1)
+        for keep in mask.values():
+            if keep.shape[1] % 4 == 0:
+                groups = np.moveaxis(keep, 1, -1).reshape(-1, 4)
+                assert (groups.sum(axis=1) == 2).all()
+            else:
+                assert keep.all()  # no whole groups: left dense
+    # determinism, with a fresh ranking
+    pruning.prune.ranking.cache_clear()
+    again = mask_of(model, strategy, 0.5, scope, granularity)
+    assert all(np.array_equal(mask[n], again[n]) for n in mask)
+    # nesting: a higher sparsity prunes a superset
+    if granularity != "2:4":
+        higher = mask_of(model, strategy, 0.9, scope, granularity)
+        assert all(not np.any(higher[n] & ~mask[n]) for n in mask)
+
+
+def test_extreme_sparsities():
+    model = make_model()
+    assert pruning.report(pruning.compute_mask(model, "large_final", 0.0))["pruned"] == 0
+    assert pruning.report(pruning.compute_mask(model, "large_final", 1.0))["kept"] == 0
+
+
+def test_output_rate_half_and_excluded():
+    model = make_model()
+    half = pruning.compute_mask(model, "large_final", 0.8, scope="global", output_rate=0.5)
+    out = half[model.output_name]
+    assert out.size - out.sum() == round(0.4 * out.size)
+    hidden = [n for n in half if n != model.output_name]
+    total = sum(half[n].size for n in hidden)
+    assert total - sum(int(half[n].sum()) for n in hidden) == round(0.8 * total)
+    excluded = pruning.compute_mask(model, "large_final", 0.8, output_rate=0)
+    assert excluded[model.output_name].all()
+
+
+def test_ties_are_broken_deterministically_lowest_index_first():
+    w = {"a.weight": np.ones((4, 5), np.float32), "b.weight": np.ones((3, 4), np.float32)}
+    model = ArrayModel(w, w)
+    mask = pruning.compute_mask(model, "large_final", 0.25, scope="global")
+    flat = np.concatenate([mask["a.weight"].ravel(), mask["b.weight"].ravel()])
+    assert flat.tolist() == [False] * 8 + [True] * 24
+
+
+def test_large_final_same_sign_prunes_sign_flips_first():
+    init = {"a.weight": np.array([[1.0, -1.0, 2.0, -2.0]], np.float32)}
+    final = {"a.weight": np.array([[0.5, 3.0, 0.1, -0.2]], np.float32)}
+    mask = pruning.compute_mask(ArrayModel(init, final), "large_final_same_sign", 0.25)
+    assert mask["a.weight"].tolist() == [[True, False, True, True]]  # the flipped -1 -> 3 goes first
+
+
+def test_random_is_seeded_and_seed_recorded():
+    model = make_model()
+    a = pruning.compute_mask(model, "random", 0.5, seed=1)
+    b = pruning.compute_mask(model, "random", 0.5, seed=2)
+    assert a.meta["seed"] == 1 and b.meta["seed"] == 2
+    assert any(not np.array_equal(a[n], b[n]) for n in a)
+
+
+def test_aliases_fix_their_scope():
+    model = make_model()
+    alias = pruning.compute_mask(model, "smallest_weights_global", 0.7)
+    plain = pruning.compute_mask(model, "large_final", 0.7, scope="global")
+    assert all(np.array_equal(alias[n], plain[n]) for n in alias)
+    with pytest.raises(pruning.PruningError, match="scope global"):
+        pruning.compute_mask(model, "smallest_weights_global", 0.7, scope="layer")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"strategy": "biggest"}, "choose one of: large_final, small_final"),
+    ({"sparsity": 1.5}, r"sparsity must be in \[0, 1\]"),
+    ({"sparsity": float("nan")}, r"sparsity must be in \[0, 1\]"),
+    ({"sparsity": "lots"}, "sparsity must be a number"),
+    ({"scope": "model"}, "choose one of: layer, global"),
+    ({"granularity": "block"}, "choose one of: weight, unit, N:M"),
+    ({"granularity": "4:2", "sparsity": None}, "malformed N:M"),
+    ({"granularity": "2:4", "sparsity": 0.9}, "fixes the sparsity at 0.5"),
+    ({"norm": 3}, "norm must be 1 or 2"),
+    ({"output_rate": 2}, r"output rate must be in \[0, 1\]"),
+])
+def test_bad_input_is_a_clear_error(kwargs, message):
+    args = {"strategy": "large_final", "sparsity": 0.5} | kwargs
+    with pytest.raises(pruning.PruningError, match=message):
+        pruning.compute_mask(make_model(), args.pop("strategy"), args.pop("sparsity"), **args)
+
+
+def test_nan_weights_are_pruned_first_and_never_crash():
+    model = make_model()
+    final = {k: v.copy() for k, v in model.states["final"].items()}
+    final["t1.weight"][0, :5] = np.nan
+    mask = pruning.compute_mask(ArrayModel(model.states["init"], final), "large_final", 0.1)
+    assert not mask["t1.weight"][0, :5].any()
