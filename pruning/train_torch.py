@@ -49,8 +49,12 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, log=None):
-    """Train in place; returns per-epoch mean losses.  ``on_step(step, module)`` after each step."""
+def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, on_epoch=None, log=None):
+    """Train in place; returns per-epoch mean losses.
+
+    ``on_step(step, module)`` runs after every optimiser step (masks are re-applied there);
+    ``on_epoch(epoch, loss, module)`` after every epoch.
+    """
     dev = device()
     module.to(dev).train()
     gen = torch.Generator().manual_seed(recipe["seed"])
@@ -63,6 +67,7 @@ def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, lo
     augment = recipe.get("augmentation", "none") != "none"
     history, step = [], 0
     for epoch in range(epochs):
+        module.train()  # (on_epoch may have switched to eval mode to measure accuracy)
         order = torch.randperm(len(x), generator=gen)
         losses = []
         bar = tqdm(range(0, len(x), batch), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
@@ -85,6 +90,8 @@ def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, lo
             if step >= total:
                 break
         history.append(float(np.mean(losses)))
+        if on_epoch:
+            on_epoch(epoch + 1, history[-1], module)
         if log:
             log(f"epoch {epoch + 1}: loss {history[-1]:.4f}")
         if step >= total:
@@ -164,3 +171,62 @@ def _hardware() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
+def start_state(model, rewind: str, seed: int = 0) -> dict:
+    """The full state to train from: a stored weight set, or ``random``: a fresh initialisation
+    of the same architecture from another seed (the control that shows the ticket matters)."""
+    if rewind != "random":
+        return model.states[rewind]
+    recipe = {**model.info, "seed": 10_000 + seed}
+    return {k: v.numpy() for k, v in _state(initial_module(recipe)).items()}
+
+
+def train_masked(model, state: dict, mask: dict, *, epochs: int, seed: int = 0, limit=None,
+                 update=None, on_epoch=None) -> tuple:
+    """Train ``model``'s architecture from ``state`` with the pruned weights held at exactly zero.
+
+    update(step, weights) -> new mask or None is called after every optimiser step (schedules);
+    on_epoch(record) gets {"epoch", "loss", "accuracy", "sparsity"} after every epoch.
+    Returns (trained prunable weights as numpy, history).
+    """
+    recipe = {**RECIPES.get(model.name, {"optimizer": "adam", "lr": 1.2e-3, "schedule": "constant",
+                                          "batch_size": 60, "augmentation": "none"}), "seed": seed}
+    module = build(model.info)
+    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+    dev = device()
+    module.to(dev)
+    params = {name: module.get_parameter(name) for name in model.specs}
+    keep = {name: torch.from_numpy(np.asarray(m)).to(dev) for name, m in mask.items()}
+
+    @torch.no_grad()
+    def apply():
+        for name, p in params.items():
+            p.mul_(keep[name])
+
+    def current():
+        return {name: p.detach().cpu().numpy() for name, p in params.items()}
+
+    def on_step(step, _):
+        new = update(step, current) if update else None
+        if new is not None:
+            keep.update({name: torch.from_numpy(np.asarray(m)).to(dev) for name, m in new.items()})
+        apply()
+
+    x, y = data.load(model.dataset, "train")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    x_test, y_test = data.load(model.dataset, "test")
+    history = []
+
+    def epoch_done(epoch, loss, m):
+        kept = sum(int(k.sum()) for k in keep.values())
+        total = sum(k.numel() for k in keep.values())
+        history.append({"epoch": epoch, "loss": loss, "accuracy": accuracy(m, x_test, y_test),
+                        "sparsity": 1 - kept / total})
+        if on_epoch:
+            on_epoch(history[-1])
+
+    apply()
+    train(module, recipe, x, y, epochs=epochs, on_step=on_step, on_epoch=epoch_done)
+    return {name: w.copy() for name, w in current().items()}, history
