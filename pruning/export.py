@@ -1,8 +1,20 @@
-"""Export a mask for use outside this tool."""
+"""Export a mask for use outside this tool: a PyTorch mask dict, or a pruned Keras model."""
 
-import torch
+import os
+from pathlib import Path
+import shutil
+import tempfile
 
+from .errors import PruningError
 from .io import atomic_write
+
+
+def _check_framework(mask: dict, framework: str, fmt: str) -> None:
+    made_for = getattr(mask, "meta", {}).get("framework", framework)
+    if made_for != framework:
+        model = getattr(mask, "meta", {}).get("model", "?")
+        raise PruningError(f"--format {fmt} needs a {framework} model, but {model} is a {made_for} model; "
+                           f"use --format {'keras' if made_for == 'keras' else 'torch'} or npz")
 
 
 def save_torch_mask(mask: dict, path) -> None:
@@ -13,5 +25,36 @@ def save_torch_mask(mask: dict, path) -> None:
         for name, m in masks.items():
             prune.custom_from_mask(model.get_submodule(name.rsplit(".", 1)[0]), "weight", m)
     """
+    import torch
+
+    _check_framework(mask, "torch", "torch")
     tensors = {name: torch.from_numpy(arr.copy()) for name, arr in mask.items()}
     atomic_write(path, lambda f: torch.save(tensors, f))
+
+
+def save_keras_model(model, mask: dict, path) -> None:
+    """The Keras ``model`` with its final weights times ``mask`` (pruned weights exactly zero), as a
+    self-contained .keras file: ``keras.saving.load_model(path)`` scores what
+    ``pruning.evaluate(model, mask)`` reports.  Fine-tune it with ``keras_callback.MaskCallback``."""
+    if model.framework != "keras":
+        raise PruningError(f"--format keras needs a Keras model, but {model.name} is a {model.framework} model; "
+                           f"use --format torch or npz")
+    if not str(path).endswith(".keras"):
+        raise PruningError(f"a Keras model file must end in .keras, got {path}")
+    from .evaluate import masked_weights
+    from .masks import validate
+
+    validate(mask, {name: spec.shape for name, spec in model.specs.items()})
+    pruned = model.to_keras(masked_weights(model, mask, "final"), "final")
+
+    def write(f):  # Keras writes only to a named .keras file: save beside the target, then copy
+        fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".keras")
+        os.close(fd)
+        try:
+            pruned.save(tmp)
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, f)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(path, write)

@@ -29,3 +29,21 @@ RECIPES = {
                                "batch_size": 128, "epochs": 15, "augmentation": "random crop (pad 4) + flip",
                                "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4)"},
 }
+
+# Keras twins share θ0 exactly: train_keras.py converts the PyTorch twin's seeded θ0 (``twin``).
+_KERAS_ADAM = {"optimizer": "adam", "adam_epsilon": 1e-8}  # PyTorch's epsilon, so the twins match
+RECIPES |= {
+    "mnist-lenet300-keras": {**RECIPES["mnist-lenet300-torch"], **_KERAS_ADAM, "framework": "keras",
+                             "twin": "mnist-lenet300-torch"},
+    "fmnist-lenet300-keras": {**RECIPES["fmnist-lenet300-torch"], **_KERAS_ADAM, "framework": "keras",
+                              "twin": "fmnist-lenet300-torch"},
+    "cifar10-conv4-keras": {**RECIPES["cifar10-conv4-torch"], **_KERAS_ADAM, "framework": "keras",
+                            "twin": "cifar10-conv4-torch"},
+    "mnist-conv-keras": {"framework": "keras", "dataset": "mnist", "architecture": "tfmot_conv",
+                         "preprocessing": {"scale": 1 / 255, "mean": [0.0], "std": [1.0]},
+                         "init": "glorot_uniform", "optimizer": "adam", "lr": 1e-3, "adam_epsilon": 1e-7,
+                         "schedule": "constant", "batch_size": 32, "epochs": 4, "validation_split": 0.1,
+                         "augmentation": "none", "weight_decay": 0.0, "seed": 0,
+                         "source": "TF Model Optimization pruning tutorial (Keras defaults: Adam, batch 32, "
+                                   "4 epochs, validation_split 0.1, pixels / 255)"},
+}
