@@ -34,8 +34,9 @@ def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     out = {}
     for name, w in source.items():
         if weights == "signed-constant":
-            w = (np.sign(w) * w.std()).astype(w.dtype)
-        out[name] = w if mask is None else w * mask[name]
+            finite = w[np.isfinite(w)]  # std in float64 over finite weights: no overflow, no NaN spread
+            w = (np.sign(w) * (finite.std(dtype=np.float64) if finite.size else 0.0)).astype(w.dtype)
+        out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))  # not w * mask: NaN * 0 is NaN
     return out
 
 
@@ -56,6 +57,7 @@ class Evaluation:
     indices: np.ndarray = field(repr=False)  # (n,) positions in the test split
     seconds: float = 0.0
     device: str = "cpu"
+    warnings: list = field(default_factory=list)  # for the user: non-finite weights or outputs
 
     @property
     def confusion(self) -> np.ndarray:
@@ -79,7 +81,11 @@ def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int
     x, y, idx = inputs(model, limit)
     prunable = masked_weights(model, mask, weights)
     logits = model.logits(prunable, "final" if weights == "final" else "init", x)  # (n, classes)
+    notes = list(getattr(model, "warnings", []))
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        notes.append(f"{bad} of {len(y)} outputs hold NaN or infinite logits")
     logits = np.nan_to_num(logits, nan=-np.inf)
     pred = logits.argmax(axis=1)
     return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y,
-                      indices=idx, seconds=time.perf_counter() - start, device=str(model.device))
+                      indices=idx, seconds=time.perf_counter() - start, device=str(model.device), warnings=notes)

@@ -46,7 +46,8 @@ class TorchModel:
     framework = "torch"
 
     def __init__(self, name: str, info: dict, files: dict):
-        """``files`` maps weight-set name ("init", "final", maybe "early") to a .safetensors path."""
+        """``files`` maps weight-set name ("init", "final", maybe "early") to a .safetensors path
+        or to an already loaded state dict of numpy arrays (an uploaded file, see byo.py)."""
         self.name, self.info, self.dataset = name, info, info["dataset"]
         self.device = device()
         self._module = build(info).eval()
@@ -54,7 +55,7 @@ class TorchModel:
         self.output_name = list(self.specs)[-1]
         self.states = {}  # weight set -> full state dict of numpy arrays (read-only)
         for which, path in files.items():
-            state = load_file(str(path))
+            state = dict(path) if isinstance(path, dict) else load_file(str(path))
             for arr in state.values():
                 arr.setflags(write=False)
             self.states[which] = state

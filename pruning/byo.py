@@ -1,0 +1,369 @@
+"""Bring your own model: load a user's file as an engine model, refusing unsafe or broken files.
+
+    model = load_file_model("net.safetensors", "mnist", init_path="net-init.safetensors")
+    model = load_upload(uploaded_file, "mnist")          # a web upload (name, size, getvalue())
+
+Accepted (judged by the file's bytes, not only its name):
+  .safetensors  a state dict of a zoo architecture (lenet300, lenet5, conv4, resnet20 of
+                torch_nets.py), recognised from its keys and shapes or named with ``architecture``;
+                inputs are preprocessed as for the zoo's models of the dataset (recipes.py).
+  .pt2          a ``torch.export`` program (pt2_model.py: prunable tensors, input layout); only
+                its plain tensors are read: pickled payloads, custom objects and compiled code
+                (AOTInductor) are refused before torch sees the file.
+  .keras        a Keras 3 model, loaded with ``safe_mode=True``; Lambda layers and custom
+                objects are refused.
+Pickles (.pt, .pth, .pkl, .bin, ..., or any file whose bytes are a pickle or a torch zip
+archive) and legacy .h5 files are refused without being deserialised; so is any file over
+MAX_BYTES, before it is read.  The optional init file (same format, same tensors) holds θ0 and
+enables the criteria and weight sets that need it.  Before use, one forward pass on one blank
+image of the dataset must give (1, 10) logits.  Every problem is a PruningError with a one-line
+message; NaN or infinite weights are kept, with a note in ``model.warnings``.
+"""
+
+from functools import lru_cache
+import io
+import json
+import logging
+import os
+from pathlib import Path
+import re
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+from .data import DATASETS, check_name
+from .errors import PruningError
+from .io import sha256
+from .recipes import CIFAR, FASHION, MNIST
+
+MAX_BYTES = 200 * 2**20  # per file
+MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (zip bombs)
+FORMATS = {".safetensors": "safetensors", ".pt2": "pt2", ".keras": "keras"}
+PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".dill"}
+PREPROCESSING = {"mnist": MNIST, "fashion_mnist": FASHION, "cifar10": CIFAR}
+ADVICE = ("upload a .safetensors state dict (safetensors.torch.save_file(model.state_dict(), path)), "
+          "a torch.export program (torch.export.save(program, 'model.pt2')) or a Keras model "
+          "(model.save('model.keras'))")
+
+
+def check_size(nbytes: int, name: str = "the file") -> None:
+    if nbytes > MAX_BYTES:
+        raise PruningError(f"{name} is {nbytes / 2**20:.0f} MB; the limit is {MAX_BYTES / 2**20:.0f} MB")
+    if nbytes == 0:
+        raise PruningError(f"{name} is empty")
+
+
+def sniff(path: Path) -> str:
+    """What the bytes are: pickle, torch-zip (a torch.save archive), zip, safetensors, hdf5 or unknown."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "unknown"
+        return "torch-zip" if any(n.endswith(".pkl") for n in names) else "zip"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"
+    return "unknown"
+
+
+def check_file(path) -> str:
+    """The format of an uploaded file ("safetensors", "pt2" or "keras"), or a PruningError."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        raise PruningError(f"model file not found: {path}") from None
+    if not path.is_file():
+        raise PruningError(f"{path} is not a file")
+    check_size(st.st_size, path.name)
+    suffix, kind = path.suffix.lower(), sniff(path)
+    if kind in ("pickle", "torch-zip") or suffix in PICKLED:
+        raise PruningError(f"{path.name} is a pickle file, which can run arbitrary code and is never "
+                           f"opened here; {ADVICE}")
+    if kind == "hdf5" or suffix in (".h5", ".hdf5"):
+        raise PruningError(f"{path.name} is a legacy Keras .h5 file, which is not accepted; {ADVICE}")
+    if suffix not in FORMATS:
+        raise PruningError(f"unsupported model file type {suffix or path.name!r}; {ADVICE}")
+    if kind != ("safetensors" if suffix == ".safetensors" else "zip"):
+        raise PruningError(f"{path.name} is not a valid {suffix} file (truncated or corrupt?)")
+    if kind == "zip":
+        with zipfile.ZipFile(path) as z:
+            if sum(i.file_size for i in z.infolist()) > MAX_UNPACKED:
+                raise PruningError(f"{path.name} unpacks to more than {MAX_UNPACKED / 2**20:.0f} MB")
+    return FORMATS[suffix]
+
+
+def _fail(path, what, exc) -> PruningError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return PruningError(f"cannot read {Path(path).name}: not a valid {what} ({first})")
+
+
+class _Quiet:
+    """Silence library warnings and log records while a user's file is read."""
+
+    def __enter__(self):
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        logging.disable(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        logging.disable(logging.NOTSET)
+        self._warnings.__exit__(*exc)
+
+
+# --- .safetensors: a zoo architecture's state dict -------------------------------------------
+
+@lru_cache(maxsize=None)
+def _zoo_shapes(architecture: str) -> dict:
+    from .torch_nets import ARCHITECTURES
+
+    return {k: tuple(v.shape) for k, v in ARCHITECTURES[architecture]().state_dict().items()}
+
+
+def _differences(expected: dict, got: dict) -> list:
+    optional = [k for k in expected if k.endswith("num_batches_tracked")]
+    problems = [f"missing {k}" for k in expected if k not in got and k not in optional]
+    problems += [f"unexpected {k}" for k in got if k not in expected]
+    problems += [f"{k} has shape {got[k]}, expected {s}" for k, s in expected.items() if k in got and got[k] != s]
+    return problems
+
+
+def read_safetensors(path) -> dict:
+    """name -> numpy array; floating tensors as float32."""
+    try:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in state.items()}
+    except Exception as exc:  # noqa: BLE001 - a user's file: any failure is bad input
+        raise _fail(path, ".safetensors file", exc) from None
+
+
+def match_architecture(state: dict, architecture: str | None = None) -> str:
+    """The zoo architecture whose state dict has exactly these keys and shapes."""
+    from .torch_nets import ARCHITECTURES
+
+    if architecture is not None and architecture not in ARCHITECTURES:
+        raise PruningError(f"unknown architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    diffs = {a: _differences(_zoo_shapes(a), got) for a in ([architecture] if architecture else ARCHITECTURES)}
+    for a, problems in diffs.items():
+        if not problems:
+            return a
+    best = min(diffs, key=lambda a: len(diffs[a]))
+    shown = "; ".join(diffs[best][:4]) + ("; ..." if len(diffs[best]) > 4 else "")
+    which = f"architecture {best}" if architecture else f"any zoo architecture ({', '.join(ARCHITECTURES)}); closest, {best}"
+    raise PruningError(f"the state dict does not match {which}: {shown}")
+
+
+def _safetensors_model(name, info, path, init_path, architecture):
+    from .torch_model import TorchModel
+
+    states = {"final": read_safetensors(path)}
+    info["architecture"] = match_architecture(states["final"], architecture)
+    if init_path is not None:
+        states["init"] = read_safetensors(init_path)
+        problems = _differences({k: v.shape for k, v in states["final"].items()},
+                                {k: v.shape for k, v in states["init"].items()})
+        if problems:
+            raise PruningError(f"the init file does not match the model: {'; '.join(problems[:4])}")
+    return TorchModel(name, info, states)
+
+
+# --- .pt2: a torch.export program --------------------------------------------------------------
+
+_PT2_MEMBERS = re.compile(r"(archive_format|archive_version|byteorder|\.data/[\w.-]+|models/model\.json|"
+                          r"data/weights/(model_weights_config\.json|weight_\d+)|extra/[\w./-]+|"
+                          r"data/constants/(model_constants_config\.json|tensor_\d+)|data/sample_inputs/model\.pt)")
+
+
+def check_pt2(path) -> None:
+    """Refuse a .pt2 whose loading would unpickle anything or load compiled code."""
+    import torch
+
+    refuse = "only plain torch.export programs are accepted (no pickled payloads, custom objects or compiled code)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if not n.endswith("/")]
+            root = names[0].split("/", 1)[0] + "/" if names else ""
+            for n in names:
+                if not n.startswith(root) or not _PT2_MEMBERS.fullmatch(n[len(root):]):
+                    raise PruningError(f"{Path(path).name} contains {n!r}: {refuse}")
+            for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
+                if root + config in names:
+                    entries = json.loads(z.read(root + config))["config"].values()
+                    if any(e.get("use_pickle") for e in entries):
+                        raise PruningError(f"{Path(path).name} holds pickled tensors: {refuse}")
+            if root + "data/sample_inputs/model.pt" in names:
+                torch.load(io.BytesIO(z.read(root + "data/sample_inputs/model.pt")), weights_only=True)
+    except PruningError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(path, ".pt2 program", exc) from None
+    if root + "models/model.json" not in names:
+        raise PruningError(f"{Path(path).name} is not a torch.export program (no models/model.json)")
+
+
+def read_pt2(path):
+    import torch
+
+    check_pt2(path)
+    try:
+        with _Quiet():
+            return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(path, ".pt2 program", exc) from None
+
+
+def _pt2_model(name, info, path, init_path):
+    from .pt2_model import Pt2Model
+
+    programs = {"final": read_pt2(path)}
+    if init_path is not None:
+        programs["init"] = read_pt2(init_path)
+    return Pt2Model(name, info, programs)
+
+
+# --- .keras ------------------------------------------------------------------------------------
+
+def check_keras_config(path) -> None:
+    """Refuse Lambda layers and objects from outside Keras before Keras reads the file."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(path, ".keras file", exc) from None
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            cls, module = item.get("class_name"), item.get("module")
+            if cls in ("Lambda", "TFOpLambda"):
+                raise PruningError(f"{Path(path).name} has a Lambda layer (arbitrary Python code), which is "
+                                   f"refused; rebuild the model from built-in Keras layers")
+            if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
+                raise PruningError(f"{Path(path).name} uses {cls} from {module}: custom objects are refused; "
+                                   f"use built-in Keras layers only")
+            stack.extend(item.values())
+
+
+def _keras_model(name, info, path, init_path):
+    for p in filter(None, (path, init_path)):
+        check_keras_config(p)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter on stderr
+    from .keras_model import KerasModel
+
+    files = {"final": path, **({"init": init_path} if init_path is not None else {})}
+    try:
+        with _Quiet():
+            return KerasModel(name, info, files)
+    except PruningError as exc:
+        raise PruningError(str(exc).replace(str(path), Path(path).name)) from None
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if "Could not locate" in first or "custom" in first.lower():
+            raise PruningError(f"{Path(path).name} uses a custom object, which is refused ({first})") from None
+        raise _fail(path, ".keras model", exc) from None
+
+
+# --- common ------------------------------------------------------------------------------------
+
+def nonfinite_warnings(states: dict) -> list:
+    notes = []
+    for which, state in states.items():
+        bad = [k for k, v in state.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+        if bad:
+            notes.append(f"the {which} weights hold NaN or infinite values (in {', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}); results may be meaningless")
+    return notes
+
+
+def check_forward(model) -> None:
+    """One forward pass on one blank image of the dataset must give (1, 10) logits."""
+    image = np.zeros((1, *DATASETS[model.dataset]["shape"]), np.uint8)
+    try:
+        with _Quiet():
+            out = model.logits(model.weights("final"), "final", model.prepare(image))
+    except PruningError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PruningError(f"the model cannot run on a {model.dataset} image of shape {image.shape[1:]}: "
+                           f"{type(exc).__name__}: {first}") from None
+    if tuple(np.shape(out)) != (1, 10):
+        raise PruningError(f"the model's output for one {model.dataset} image has shape {tuple(np.shape(out))}; "
+                           f"expected (1, 10): one logit per class")
+
+
+def load_file_model(path, dataset: str, init_path=None, *, architecture: str | None = None, name: str | None = None):
+    """A model (the interface of TorchModel) from a user's file; see the module docstring.
+
+    path, init_path  the trained weights, and optionally the initial ones (same format).
+    dataset          mnist, fashion_mnist or cifar10: what the model classifies.
+    architecture     for .safetensors: a zoo architecture name (default: recognised).
+    name             the model's name in masks and reports (default: the file name).
+    """
+    check_name(dataset)
+    fmt = check_file(path)
+    if init_path is not None and check_file(init_path) != fmt:
+        raise PruningError(f"the init file must have the model file's format ({Path(path).suffix})")
+    name = name or Path(path).name
+    suffix = Path(path).suffix.lower()
+    info = {"name": name, "framework": "keras" if fmt == "keras" else "torch", "dataset": dataset,
+            "architecture": None, "preprocessing": PREPROCESSING[dataset], "source": "uploaded file",
+            "sha256": {f"{w}{suffix}": sha256(p) for w, p in (("final", path), ("init", init_path)) if p}}
+    if fmt == "safetensors":
+        model = _safetensors_model(name, info, path, init_path, architecture)
+    elif fmt == "pt2":
+        model = _pt2_model(name, info, path, init_path)
+    else:
+        model = _keras_model(name, info, path, init_path)
+    if not model.specs:
+        raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
+    check_forward(model)
+    model.warnings = nonfinite_warnings(model.states)
+    return model
+
+
+def _save_upload(upload, directory: str, stem: str) -> Path:
+    name = Path(str(getattr(upload, "name", "upload"))).name
+    size = getattr(upload, "size", None)
+    if size is not None:
+        check_size(int(size), name)
+    data = upload.getvalue() if hasattr(upload, "getvalue") else upload.read(MAX_BYTES + 1)
+    check_size(len(data), name)
+    path = Path(directory) / f"{stem}{Path(name).suffix.lower()[:16]}"
+    path.write_bytes(data)
+    return path
+
+
+def load_upload(upload, dataset: str, init_upload=None, *, architecture: str | None = None):
+    """``load_file_model`` for web uploads: objects with ``name``, ``size`` and ``getvalue()`` (or
+    ``read()``), such as Streamlit's UploadedFile.  Sizes are checked before the bytes are read;
+    the files live in a private temporary directory removed with the model."""
+    directory = tempfile.TemporaryDirectory(prefix="pruning-upload-")
+    try:
+        path = _save_upload(upload, directory.name, "final")
+        init = _save_upload(init_upload, directory.name, "init") if init_upload is not None else None
+        model = load_file_model(path, dataset, init, architecture=architecture,
+                                name=Path(str(getattr(upload, "name", "upload"))).name[:100])
+    except BaseException:
+        directory.cleanup()
+        raise
+    model._upload_dir = directory  # KerasModel re-reads its file to export; removed with the model
+    return model
+
+
+__all__ = ["ADVICE", "MAX_BYTES", "check_file", "check_size", "load_file_model", "load_upload"]
