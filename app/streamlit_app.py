@@ -1,9 +1,51 @@
-"""Pruning explorer (placeholder page until the explorer lands)."""
+"""Pruning explorer: pick a model and a pruning strategy, see what the pruned network can still do.
 
-import streamlit as st
+Run with ``streamlit run app``.  This file only describes the pages; controls live in
+controls.py, sections in sections.py, figures in charts.py, cached engine calls in state.py.
+"""
 
-import pruning
+from pathlib import Path
+import sys
 
-st.set_page_config(page_title="Pruning explorer", layout="wide")
-st.title("Pruning explorer")
-st.dataframe(pruning.catalogue())
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the engine package beside app/
+
+import streamlit as st  # noqa: E402
+
+import controls  # noqa: E402
+import sections  # noqa: E402
+
+
+def explorer():
+    settings = controls.sidebar_ui()
+    if settings is None:
+        st.title("Pruning explorer")
+        st.info("Fix the highlighted input in the sidebar to see the pruned model.")
+        return
+    sections.header(settings)
+    with sections.errors_shown():
+        results = sections.metrics(settings)
+        sections.layer_warning(settings)
+        chart, bars = st.columns([3, 2])
+        with chart:
+            sections.curve(settings, results)
+        with bars:
+            sections.layers(settings)
+        weights, first, predictions, export = st.tabs(
+            ["Weights", "First layer", "Predictions", "Export"], key="tab", on_change="rerun")
+        if weights.open:
+            with weights:
+                sections.weights_tab(settings)
+        if first.open:
+            with first:
+                sections.first_layer_tab(settings)
+        if predictions.open:
+            with predictions:
+                sections.predictions_tab(settings)
+        if export.open:
+            with export:
+                sections.export_tab(settings, results["evaluation"].accuracy, results["evaluation"].n)
+
+
+st.set_page_config(page_title="Pruning explorer", page_icon="✂️", layout="wide", initial_sidebar_state=370)
+st.navigation([st.Page(explorer, title="Explorer", icon="✂️", default=True),
+               st.Page("tour.py", title="Guided tour", icon="🎟️")]).run()

@@ -1,0 +1,140 @@
+"""Plotly figures from plain data (lists, arrays, dicts); no engine calls, no Streamlit."""
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+KEPT, PRUNED = "#2b6cb0", "#e07b39"
+COLOURS = {"random": "#8a8a8a", "large_final": "#2b6cb0"}
+OTHER = "#2f9e44"
+
+
+def _layout(fig, height=360, side_legend=False, **kwargs):
+    legend = (dict(orientation="v", yanchor="top", y=1, x=1.01) if side_legend
+              else dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=legend, **kwargs)
+    return fig
+
+
+def _remaining(sparsity):
+    return [max(100 * (1 - s), 0.05) for s in sparsity]
+
+
+def accuracy_curve(curves: dict, dense: float, live: dict, control: dict | None = None) -> go.Figure:
+    """Accuracy vs weights remaining (log axis, sparser to the right), as in the lottery-ticket
+    papers.  ``curves``: label -> {"sparsity", "accuracy"}; ``live``/``control``: one point each,
+    {"sparsity", "accuracy", "label"}."""
+    fig = go.Figure()
+    for label, c in curves.items():
+        colour = COLOURS.get(label.split(" ")[0], OTHER)
+        fig.add_scatter(x=_remaining(c["sparsity"]), y=c["accuracy"], mode="lines+markers", name=label,
+                        line=dict(color=colour, dash="dot" if label.startswith("random") else "solid"),
+                        customdata=[100 * s for s in c["sparsity"]],
+                        hovertemplate="%{customdata:.2f}% pruned<br>accuracy %{y:.2%}<extra>" + label + "</extra>")
+    fig.add_hline(y=dense, line=dict(color="black", dash="dash", width=1),
+                  annotation_text=f"dense {dense:.2%}", annotation_position="top right")
+    for point, symbol, colour in ((control, "x", COLOURS["random"]), (live, "star", "#d62728")):
+        if point:
+            fig.add_scatter(x=_remaining([point["sparsity"]]), y=[point["accuracy"]], mode="markers",
+                            name=point["label"], marker=dict(symbol=symbol, size=16, color=colour,
+                                                             line=dict(width=1, color="white")),
+                            hovertemplate=f"{100 * point['sparsity']:.2f}% pruned<br>accuracy %{{y:.2%}}<extra></extra>")
+    fig.update_xaxes(type="log", autorange="reversed", title="weights remaining (%, log scale)",
+                     tickvals=[100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1],
+                     ticktext=["100", "50", "20", "10", "5", "2", "1", "0.5", "0.2", "0.1"])
+    fig.update_yaxes(title="test accuracy", tickformat=".0%", range=[0, 1.02])
+    return _layout(fig, 400)
+
+
+def layer_sparsity(layers: list) -> go.Figure:
+    """Horizontal bars: the fraction of each tensor pruned (from ``pruning.report(mask)["layers"]``)."""
+    names = [row["name"] for row in layers][::-1]
+    values = [row["sparsity"] for row in layers][::-1]
+    text = [f"{row['sparsity']:.1%} of {row['total']:,}" for row in layers][::-1]
+    colours = ["#d62728" if v >= 0.99 else PRUNED for v in values]
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", text=text, textposition="auto",
+                           marker_color=colours, hovertemplate="%{y}: %{x:.2%} pruned<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title="pruned")
+    return _layout(fig, max(220, 60 + 28 * len(layers)))
+
+
+def histograms(hist: dict, layer: str) -> go.Figure:
+    """Stacked kept/pruned histograms of a tensor's trained and initial weights."""
+    titles = {"final": f"trained θf of {layer}", "init": f"initial θ0 of {layer}"}
+    fig = make_subplots(rows=1, cols=len(hist), subplot_titles=[titles[k] for k in hist])
+    for col, (which, h) in enumerate(hist.items(), start=1):
+        centres = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
+        width = float(h["edges"][1] - h["edges"][0])
+        for part, colour in (("kept", KEPT), ("pruned", PRUNED)):
+            fig.add_bar(x=centres, y=h[part], width=width, name=part, marker_color=colour, row=1, col=col,
+                        showlegend=col == 1, legendgroup=part)
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title="weights", row=1, col=1)
+    return _layout(fig, 320, side_legend=True)
+
+
+def init_final_scatter(sample: dict, layer: str) -> go.Figure:
+    """θ0 against θf of (a sample of) one tensor's weights, coloured kept / pruned."""
+    fig = go.Figure()
+    keep = np.asarray(sample["kept"])
+    for part, sel, colour in (("pruned", ~keep, PRUNED), ("kept", keep, KEPT)):
+        fig.add_trace(go.Scattergl(x=sample["init"][sel], y=sample["final"][sel], mode="markers", name=part,
+                                   marker=dict(size=3, color=colour, opacity=0.5),
+                                   hovertemplate="θ0 %{x:.3f}<br>θf %{y:.3f}<extra>" + part + "</extra>"))
+    shown = len(keep)
+    title = f"{layer}: {shown:,} weights" + ("" if shown == sample["total"] else f" (sample of {sample['total']:,})")
+    fig.update_xaxes(title="initial weight θ0")
+    fig.update_yaxes(title="trained weight θf")
+    return _layout(fig, 420, side_legend=True, title=dict(text=title, font=dict(size=13)))
+
+
+def first_layer(images: dict) -> go.Figure:
+    """Dense: each chosen hidden unit's input mask as an image (white = kept), plus the fraction of
+    units keeping each pixel.  Conv: the kept weights of the first filters."""
+    if images["kind"] == "dense":
+        panels = [("all units: share kept", images["coverage"])]
+        panels += [(f"unit {u}: {k} kept", m.astype(float)) for u, k, m in
+                   zip(images["units"], images["kept"], images["masks"])]
+        colourscale, zmin, zmax = "gray", 0.0, 1.0
+    else:
+        panels = [(f"filter {u}: {k}/{images['size']} kept", f) for u, k, f in
+                  zip(images["units"], images["kept"], images["filters"])]
+        limit = float(max(np.abs(f).max() for _, f in panels)) or 1.0
+        colourscale, zmin, zmax = "RdBu", -limit, limit
+    cols = min(len(panels), 5)
+    rows = (len(panels) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.01, vertical_spacing=0.08)
+    for i, (_, img) in enumerate(panels):
+        img = np.asarray(img, dtype=float)
+        if img.ndim == 3:  # RGB filter: show its mean over colour channels
+            img = img.mean(axis=-1)
+        fig.add_heatmap(z=img[::-1], colorscale=colourscale, zmin=zmin, zmax=zmax, showscale=False,
+                        hovertemplate="value %{z:.3f}<extra></extra>", row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain")
+    fig.update_annotations(font_size=11)
+    return _layout(fig, 230 * rows + 30)
+
+
+def per_class(dense: list, pruned: list, names: list) -> go.Figure:
+    fig = go.Figure()
+    fig.add_bar(x=names, y=dense, name="dense", marker_color="#9aa5b1")
+    fig.add_bar(x=names, y=pruned, name="pruned", marker_color=KEPT)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], title="accuracy")
+    fig.update_xaxes(type="category")
+    fig.update_layout(barmode="group")
+    return _layout(fig, 340)
+
+
+def confusion_change(change, names: list) -> go.Figure:
+    """Pruned minus dense confusion counts (row = true class): red where pruning added mistakes."""
+    change = np.asarray(change)[: len(names), : len(names)]
+    off = change - np.diag(np.diag(change))
+    limit = float(max(np.abs(off).max(), 1))
+    fig = go.Figure(go.Heatmap(z=change, x=names, y=names, colorscale="RdBu_r", zmid=0, zmin=-limit, zmax=limit,
+                               text=change, texttemplate="%{text}",
+                               hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
+    fig.update_xaxes(title="predicted", type="category")
+    fig.update_yaxes(title="true", autorange="reversed", type="category")
+    return _layout(fig, 380)

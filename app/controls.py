@@ -1,0 +1,158 @@
+"""Sidebar controls: each ``*_ui`` draws its widgets and returns plain values."""
+
+import streamlit as st
+
+import pruning
+from pruning.criteria import ALIAS_DOCS
+from pruning.inspect import default_limit, fixed_sparsity
+
+from state import Settings, catalogue, model
+
+PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras"}
+WEIGHT_LABELS = {"final": "trained θf", "init": "initial θ0 (supermask)", "signed-constant": "signed constant"}
+GRANULARITIES = ("weight", "unit", "N:M")
+
+
+def sparsity_grid() -> list:
+    """Slider stops in % pruned: coarse where little changes, fine at high sparsity."""
+    stops = [float(p) for p in range(0, 80)] + [80 + i / 2 for i in range(20)]
+    stops += [90 + i / 10 for i in range(90)] + [99 + i / 100 for i in range(91)]
+    return sorted({round(p, 2) for p in (*stops, *PRESETS)})
+
+
+GRID = sparsity_grid()
+
+
+def _rank(order: dict, key: str) -> int:
+    return list(order).index(key) if key in order else len(order)
+
+
+def model_label(row: dict) -> str:
+    """e.g. "MNIST · PyTorch · lenet300 · 267k · 98.1%" (dataset, framework, architecture,
+    parameters, dense test accuracy)."""
+    return (f"{DATASET_NAMES.get(row['dataset'], row['dataset'])} · {FRAMEWORK_NAMES.get(row['framework'], row['framework'])}"
+            f" · {row['architecture']} · {row['parameters'] / 1000:,.0f}k · {row['test_accuracy']:.1%}")
+
+
+def model_ui() -> str | None:
+    rows = sorted(catalogue(), key=lambda r: (_rank(DATASET_NAMES, r["dataset"]), r["dataset"],
+                                              _rank(FRAMEWORK_NAMES, r["framework"]), r["name"]))
+    if not rows:
+        st.error("The model zoo is empty: no pretrained/<name>/model.json found.")
+        return None
+    by_name = {r["name"]: r for r in rows}
+    name = st.selectbox("Model", list(by_name), format_func=lambda n: model_label(by_name[n]), key="model",
+                        help="Grouped by dataset and framework; new zoo models appear by themselves.")
+    row = by_name[name]
+    st.caption(f"`{name}`: {row['parameters']:,} parameters ({row['prunable']:,} prunable), dense test accuracy "
+               f"{row['test_accuracy']:.2%}")
+    return name
+
+
+def criterion_ui() -> str:
+    names = [*pruning.CRITERIA, *pruning.ALIASES]
+    strategy = st.selectbox("Criterion", names, key="strategy",
+                            help="How each weight is scored; the lowest scores are pruned first.")
+    st.caption(pruning.CRITERIA[strategy].doc if strategy in pruning.CRITERIA else ALIAS_DOCS[strategy])
+    return strategy
+
+
+def scope_ui(strategy: str) -> str:
+    help_text = "layer: every tensor pruned at the same rate; global: one ranking across all tensors."
+    if strategy in pruning.ALIASES:
+        fixed = pruning.ALIASES[strategy][1]
+        st.radio("Scope", pruning.SCOPES, index=pruning.SCOPES.index(fixed), horizontal=True, disabled=True,
+                 key=f"scope_fixed_{fixed}", help=help_text)
+        st.caption(f"`{strategy}` fixes the scope to {fixed}.")
+        return fixed
+    return st.radio("Scope", pruning.SCOPES, horizontal=True, key="scope", help=help_text)
+
+
+def granularity_ui() -> str | None:
+    """"weight", "unit" or an N:M pattern such as "2:4"; None (with a message) for a bad pattern."""
+    kind = st.radio("Granularity", GRANULARITIES, horizontal=True, key="granularity",
+                    help="weight: any single weight; unit: whole neurons / filters; N:M: keep N of every M "
+                         "consecutive weights (hardware-friendly; fixes the sparsity).")
+    if kind != "N:M":
+        return kind
+    pattern = st.text_input("N:M pattern", "2:4", key="nm", help="e.g. 2:4 keeps 2 of every 4 weights (50% sparse)")
+    try:
+        fixed_sparsity(pattern)
+    except pruning.PruningError as exc:
+        st.error(f"{exc}")
+        return None
+    return pattern.strip().replace(" ", "")
+
+
+def weights_ui(available: list) -> str:
+    return st.radio("Mask applied to", available, format_func=WEIGHT_LABELS.get, key="weights",
+                    help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
+                         "Zhou et al. 2019) or sign(θ0) × the layer's θ0 std (signed constant).")
+
+
+def _slider_moved():
+    st.session_state.sparsity_pct = st.session_state.sparsity_slider
+
+
+def _number_typed():
+    st.session_state.sparsity_slider = min(GRID, key=lambda p: abs(p - st.session_state.sparsity_pct))
+
+
+def _preset(value: float):
+    st.session_state.sparsity_pct = st.session_state.sparsity_slider = value
+
+
+def sparsity_ui(fixed: float | None) -> float:
+    """Fraction pruned (0..1): a slider with fine stops at high sparsity, an exact number box and
+    presets, kept in sync through session state.  ``fixed``: the sparsity an N:M pattern imposes."""
+    st.session_state.setdefault("sparsity_pct", 89.6)
+    st.session_state.setdefault("sparsity_slider", 89.6)
+    st.select_slider("Prune (% of weights)", GRID, key="sparsity_slider", on_change=_slider_moved,
+                     format_func=lambda p: f"{p:g}%", disabled=fixed is not None,
+                     help="Finer steps above 90%: 0.1 up to 99%, then 0.01.")
+    st.number_input("exact %", min_value=0.0, max_value=99.9, step=0.01, format="%.2f", key="sparsity_pct",
+                    on_change=_number_typed, disabled=fixed is not None, label_visibility="collapsed")
+    cols = st.columns(2) * 2
+    for col, p in zip(cols, PRESETS):
+        col.button(f"{p:g}%", key=f"preset_{p}", on_click=_preset, args=(p,), disabled=fixed is not None,
+                   width="stretch", help="lottery-ticket-pruner's pruning levels")
+    if fixed is not None:
+        st.caption(f"The N:M pattern fixes the sparsity at {fixed:.2%}.")
+        return fixed
+    return st.session_state.sparsity_pct / 100
+
+
+def limit_ui(dataset: str, device: str) -> int | None:
+    default = default_limit(dataset, device)
+    options = [0, 5000, 2000, 1000, 500]  # 0: the whole test split
+    label = {0: "full test set", 5000: "5,000 (stratified)", 2000: "2,000 (stratified)",
+             1000: "1,000 (stratified)", 500: "500 (stratified)"}
+    key = f"limit_{dataset}_{device}"  # a per-dataset default, remembered per session
+    limit = st.selectbox("Evaluation images", options, index=options.index(default or 0), format_func=label.get,
+                         key=key, help="A class-stratified subset keeps CIFAR-10 fast on a CPU.")
+    return limit or None
+
+
+def sidebar_ui() -> Settings | None:
+    """All controls; None when the model cannot be loaded or an input is invalid (a message says why)."""
+    with st.sidebar:
+        name = model_ui()
+        if name is None:
+            return None
+        try:
+            m = model(name)
+        except pruning.PruningError as exc:
+            st.error(f"Cannot load {name}: {exc}")
+            return None
+        strategy = criterion_ui()
+        scope = scope_ui(strategy)
+        granularity = granularity_ui()
+        available = [w for w in pruning.WEIGHT_SETS if w == "final" or "init" in m.states]
+        weights = weights_ui(available)
+        sparsity = sparsity_ui(fixed_sparsity(granularity) if granularity else None)
+        limit = limit_ui(m.dataset, str(m.device))
+    if granularity is None:
+        return None
+    return Settings(name, strategy, scope, granularity, round(sparsity, 6), weights, limit)

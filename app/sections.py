@@ -1,0 +1,174 @@
+"""The explorer page's sections: each draws one part of the page from cached engine results."""
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+import pruning
+from pruning import data
+
+import charts
+import state
+from controls import WEIGHT_LABELS
+from state import Settings
+
+
+@contextmanager
+def errors_shown():
+    """Show bad input or a missing dataset as a message in place of the section, never a traceback."""
+    try:
+        yield
+    except pruning.DatasetUnavailable as exc:
+        st.error(f"**Dataset missing.** {exc}. For example: `export {data.ENV}=/path/to/datasets`, then restart.")
+    except pruning.PruningError as exc:
+        st.error(str(exc))
+
+
+def header(s: Settings):
+    st.title("Pruning explorer")
+    st.caption(f"**{s.model}** · {s.strategy} · {s.scope} scope · {s.granularity} granularity · "
+               f"{s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}"
+
+
+def metrics(s: Settings) -> dict | None:
+    """The headline numbers; returns the selected and random-control evaluations for the chart."""
+    top = st.columns(4)
+    ev = state.evaluation(s)  # first, so that the headline number shows as early as possible
+    base = state.dense(s.model, s.weights, s.limit)
+    top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy), f"{ev.accuracy - base.accuracy:+.2%} vs dense",
+                  help="Test accuracy of the pruned model; the change is against the same weights unpruned.")
+    rand = state.evaluation(s, strategy="random")
+    top[1].metric("Random mask, same sparsity", _pct(rand.accuracy), f"{rand.accuracy - ev.accuracy:+.2%} vs criterion",
+                  help="The control: a seeded random mask with the same scope, granularity and sparsity.")
+    rep, size = state.report(s), state.size(s)
+    top[2].metric("Weights remaining", f"{rep['kept']:,}", f"{rep['kept'] / rep['total']:.2%} of {rep['total']:,}",
+                  delta_color="off", delta_arrow="off")
+    top[3].metric("Model size (bitmask + values)", _kb(size["bitmask"]), f"dense {_kb(size['dense'])} · CSR {_kb(size['csr'])}",
+                  delta_color="off", delta_arrow="off",
+                  help="Dense: every parameter as float32. Bitmask: 1 bit per prunable weight + kept values as "
+                       "float32. CSR: kept values (float32) + column indices (int32) + row pointers. "
+                       "Biases and other non-prunable parameters are stored dense in all three.")
+    st.markdown("**The same mask on three weight sets** — does the mask alone carry what the network learned?")
+    row = st.columns(4)
+    for col, weights in zip(row, pruning.WEIGHT_SETS):
+        if weights != "final" and "init" not in state.model(s.model).states:
+            col.metric(WEIGHT_LABELS[weights], "n/a", help="this model has no initial weights")
+            continue
+        e, d = state.evaluation(s, weights), state.dense(s.model, weights, s.limit)
+        col.metric(WEIGHT_LABELS[weights] + (" ✓" if weights == s.weights else ""), _pct(e.accuracy),
+                   f"{e.accuracy - d.accuracy:+.2%} vs unpruned", border=weights == s.weights)
+    dense_final = state.dense(s.model, "final", s.limit)
+    row[3].metric("Dense trained model", _pct(dense_final.accuracy), help="No pruning, trained weights θf.")
+    st.caption(f"Evaluated on {ev.n:,} test images{' (class-stratified subset)' if s.limit else ''} · device "
+               f"{ev.device} · {ev.seconds * 1000:.0f} ms per evaluation. Chance level is 10%.")
+    return {"evaluation": ev, "random": rand, "dense": base}
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:,.2f} MB"
+
+
+def layer_warning(s: Settings):
+    """A visible warning when a layer is (nearly) emptied: the network is then cut in two."""
+    empty = state.nearly_empty(s)
+    if empty:
+        st.warning(f"**{', '.join(empty)}** {'has' if len(empty) == 1 else 'have'} ≥ 99% of weights pruned: the "
+                   "signal barely passes through, so accuracy collapses. Global scope does this to small or "
+                   "low-magnitude layers at high sparsity; try layer scope.", icon="⚠️")
+
+
+def curve(s: Settings, results: dict):
+    st.subheader("Accuracy vs sparsity")
+    curves = state.curves(s)
+    labels = {s.criterion: s.criterion, "large_final": "large_final (magnitude)", "random": "random (control)"}
+    shown = {labels[k]: v for k, v in (curves or {}).items()}
+    live = {"sparsity": s.sparsity, "accuracy": results["evaluation"].accuracy, "label": "your mask (live)"}
+    control = {"sparsity": s.sparsity, "accuracy": results["random"].accuracy, "label": "random mask (live)"}
+    st.plotly_chart(charts.accuracy_curve(shown, results["dense"].accuracy, live, control), key="curve")
+    if curves is None:
+        st.info(f"No precomputed sweep for {s.model} yet (pretrained/{s.model}/sweep.csv): only the live points "
+                "are shown.")
+    elif not curves:
+        st.info(f"The precomputed sweep has no curves for {s.scope} scope, {s.granularity} granularity on "
+                f"{WEIGHT_LABELS[s.weights]}; only the live points are shown.")
+    st.caption("Each line is a precomputed sweep; the star is your current mask. Sparser is to the right: the "
+               "further a curve stays near the dashed dense line, the better the criterion picks what matters.")
+
+
+def layers(s: Settings):
+    st.subheader("Sparsity per layer")
+    st.plotly_chart(charts.layer_sparsity(state.report(s)["layers"]), key="layers")
+    st.caption("The fraction of each weight tensor pruned. Layer scope prunes all tensors equally; global scope "
+               "lets big, redundant layers (like the first) give up more.")
+
+
+def weights_tab(s: Settings):
+    m = state.model(s.model)
+    layer = st.selectbox("Layer", list(m.specs), key="layer")
+    st.plotly_chart(charts.histograms(state.histogram(s, layer), layer), key="hist")
+    st.caption("Weight values of this layer, kept (blue) vs pruned (orange). Magnitude pruning cuts out the "
+               "middle of the trained distribution; the initial weights show what the mask looked like at θ0.")
+    if "init" in m.states:
+        st.plotly_chart(charts.init_final_scatter(state.sample(s, layer), layer), key="scatter")
+        st.caption("Each dot is one weight: where it started (θ0) and where training took it (θf). Points far "
+                   "from the diagonal moved a lot; criteria such as movement keep exactly those.")
+
+
+def first_layer_tab(s: Settings):
+    images = state.first_layer(s)
+    if images is None:
+        st.info("The first layer is neither a dense layer over the image pixels nor a convolution.")
+        return
+    st.plotly_chart(charts.first_layer(images), key="first")
+    if images["kind"] == "dense":
+        st.caption("Which pixels each hidden unit still sees (white = kept). The first panel shows, per pixel, the "
+                   "share of units keeping it: the empty border of MNIST digits is pruned first.")
+    else:
+        st.caption("The first convolution filters with their pruned weights set to zero (red positive, blue "
+                   "negative); an all-white filter was removed.")
+
+
+def predictions_tab(s: Settings):
+    c = state.changes(s)
+    names = data.CLASS_NAMES[state.model(s.model).dataset]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(charts.per_class(list(c["per_class_dense"]), list(c["per_class_pruned"]), names), key="pc")
+        st.caption("Accuracy per class before and after pruning: pruning rarely hurts all classes equally.")
+    with right:
+        st.plotly_chart(charts.confusion_change(c["confusion_change"], names), key="cm")
+        st.caption("Change in the confusion matrix (row = true class): red cells are new mistakes, blue on the "
+                   "diagonal are lost correct answers.")
+    st.markdown(f"**{c['changed']:,} predictions changed**: {c['broken']:,} became wrong, {c['fixed']:,} became right.")
+    if c["examples"]:
+        x, _ = state.test_images(state.model(s.model).dataset)
+        cols = st.columns(len(c["examples"]))
+        for col, ex in zip(cols, c["examples"]):
+            col.image(x[ex["index"]], width=84, clamp=True)
+            col.caption(f"#{ex['index']} true **{names[ex['label']]}**: {names[ex['dense']]} → {names[ex['pruned']]}")
+
+
+def export_tab(s: Settings, accuracy: float, n: int):
+    m = state.model(s.model)
+    stem = f"{s.model}-{s.strategy}-{s.scope}-{s.granularity.replace(':', 'of')}-{s.sparsity * 100:.2f}"
+    st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
+    cols = st.columns(3)
+    cols[0].download_button("Mask (.npz + metadata)", lambda: state.mask_npz(s), f"{stem}.npz",
+                            "application/octet-stream", key="dl_npz", on_click="ignore")
+    if m.framework == "torch":
+        cols[1].download_button("PyTorch mask (.pt)", lambda: state.torch_mask(s), f"{stem}.pt",
+                                "application/octet-stream", key="dl_pt", on_click="ignore")
+    elif state.keras_export_available():
+        cols[1].download_button("Pruned Keras model (.keras)", lambda: state.keras_model(s), f"{stem}.keras",
+                                "application/octet-stream", key="dl_keras", on_click="ignore")
+    else:
+        cols[1].caption("Keras model export is not available in this version of the engine.")
+    cols[2].download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",
+                            "text/csv", key="dl_csv", on_click="ignore")
+    st.code(f"import pruning\nmodel = pruning.load_model({s.model!r})\nmask = pruning.load_mask({stem + '.npz'!r}, model)\n"
+            f"pruning.evaluate(model, mask, weights={s.weights!r}, limit={s.limit!r}).accuracy  # {accuracy:.4f}",
+            language="python")

@@ -1,0 +1,152 @@
+"""Cached wrappers around the engine, keyed on plain settings.
+
+Models and data are shared resources (``st.cache_resource``; never mutated); results are
+``st.cache_data`` keyed on a ``Settings`` tuple, so moving a control back to a value already
+seen costs nothing and each browser session only keeps its own settings in its widgets.
+"""
+
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import streamlit as st
+
+import pruning
+from pruning import data, export, inspect
+from pruning.prune import resolve_strategy
+
+
+class Settings(NamedTuple):
+    """Everything that defines one pruned model and its evaluation."""
+
+    model: str
+    strategy: str = "large_final"
+    scope: str = "global"
+    granularity: str = "weight"
+    sparsity: float = 0.896  # fraction pruned, 0..1
+    weights: str = "final"  # the weight set the mask is applied to
+    limit: int | None = None  # evaluation images (None = the whole test split)
+
+    @property
+    def criterion(self) -> str:
+        return resolve_strategy(self.strategy, self.scope)[0]
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def catalogue() -> list:
+    """The zoo's rows, re-read every 20 s so that newly added models appear by themselves."""
+    return pruning.catalogue()
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def model(name: str):
+    return pruning.load_model(name)
+
+
+@st.cache_resource(show_spinner=False)
+def test_images(dataset: str):
+    """(x, y) of the test split, uint8, read-only."""
+    return data.load(dataset, "test")
+
+
+def mask(s: Settings, strategy: str | None = None) -> pruning.Mask:
+    """The mask of ``s`` (or of another strategy at the same sparsity, scope and granularity).
+    Cheap: the engine caches each ranking, so only the cut at the new sparsity is recomputed."""
+    strategy = strategy or s.strategy
+    scope = None if strategy in pruning.ALIASES else s.scope
+    sparsity = None if inspect.fixed_sparsity(s.granularity) is not None else s.sparsity
+    return pruning.compute_mask(model(s.model), strategy, sparsity, scope=scope, granularity=s.granularity)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def evaluation(s: Settings, weights: str | None = None, strategy: str | None = None) -> pruning.Evaluation:
+    """Accuracy of the mask of ``s`` (or of ``strategy``) on weight set ``weights`` (default s.weights)."""
+    return pruning.evaluate(model(s.model), mask(s, strategy), weights or s.weights, limit=s.limit)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def dense(name: str, weights: str = "final", limit: int | None = None) -> pruning.Evaluation:
+    return pruning.evaluate(model(name), None, weights, limit=limit)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def report(s: Settings) -> dict:
+    return pruning.report(mask(s))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def nearly_empty(s: Settings) -> list:
+    return inspect.nearly_empty_layers(mask(s))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def size(s: Settings) -> dict:
+    return inspect.model_size(model(s.model), mask(s))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def histogram(s: Settings, layer: str) -> dict:
+    return inspect.weight_histogram(model(s.model), mask(s), layer)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def sample(s: Settings, layer: str, max_points: int = 20000) -> dict:
+    return inspect.weight_sample(model(s.model), mask(s), layer, max_points)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def first_layer(s: Settings) -> dict | None:
+    shape = data.DATASETS[model(s.model).dataset]["shape"]
+    return inspect.first_layer_images(model(s.model), mask(s), image_shape=shape[:2])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def changes(s: Settings) -> dict:
+    return inspect.compare(dense(s.model, s.weights, s.limit), evaluation(s))
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def curves(s: Settings) -> dict | None:
+    """Precomputed accuracy curves of the chosen criterion and the comparisons (None: no sweep)."""
+    rows = inspect.sweep(s.model)
+    if rows is None:
+        return None
+    scope = resolve_strategy(s.strategy, s.scope)[1]
+    names = list(dict.fromkeys([s.criterion, "large_final", "random"]))
+    return inspect.sweep_curves(rows, names, scope, s.granularity, s.weights)
+
+
+def keras_export_available() -> bool:
+    return hasattr(export, "save_keras_model")
+
+
+def _written(write, suffix: str) -> bytes:
+    """Bytes of a file written by an engine function that takes a path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"export{suffix}"
+        write(path)
+        return path.read_bytes()
+
+
+def mask_npz(s: Settings) -> bytes:
+    """The mask as .npz with its metadata (reloads with ``pruning.load_mask``)."""
+    return _written(lambda p: pruning.save_mask(mask(s), p), ".npz")
+
+
+def torch_mask(s: Settings) -> bytes:
+    return _written(lambda p: export.save_torch_mask(mask(s), p), ".pt")
+
+
+def keras_model(s: Settings) -> bytes:
+    return _written(lambda p: export.save_keras_model(model(s.model), mask(s), p), ".keras")
+
+
+def report_csv(s: Settings) -> bytes:
+    return inspect.report_csv(report(s)).encode()
+
+
+
+def live_curve(s: Settings, sparsities, strategy: str | None = None, weights: str | None = None) -> dict:
+    """{"sparsity", "accuracy"} of evaluations of ``s`` at several sparsities (each one cached)."""
+    accs = [evaluation(s._replace(sparsity=p), weights, strategy).accuracy for p in sparsities]
+    return {"sparsity": list(sparsities), "accuracy": accs}

@@ -1,0 +1,69 @@
+"""Guided tour: the lottery-ticket and supermask story, told with numbers the engine computes live."""
+
+import streamlit as st
+
+import charts
+import state
+from controls import PRESETS, model_label
+from sections import errors_shown
+from state import Settings
+
+SPARSE = 0.896  # lottery-ticket-pruner's third level
+LEVELS = [0.0, *(p / 100 for p in PRESETS)]
+
+st.title("Guided tour: lottery tickets and supermasks")
+rows = [r for r in state.catalogue() if r["dataset"] in ("mnist", "fashion_mnist")] or state.catalogue()
+by_name = {r["name"]: r for r in rows}
+name = st.selectbox("Model for the tour", list(by_name), format_func=lambda n: model_label(by_name[n]), key="tour_model")
+magnitude = Settings(name, "large_final", "global", "weight", SPARSE)
+supermask = magnitude._replace(strategy="large_final_same_sign")
+pct = f"{SPARSE:.1%}"
+
+with errors_shown():
+    with st.spinner("Evaluating the masks of this tour…"):
+        dense = state.dense(name)
+        pruned = state.evaluation(magnitude)
+        rand = state.evaluation(magnitude, strategy="random")
+        kept = state.report(magnitude)["kept"]
+        has_init = "init" in state.model(name).states
+    total = state.report(magnitude)["total"]
+
+    st.header("1 · A trained network has many weights it does not need")
+    st.markdown(f"`{name}` has **{total:,}** prunable weights and classifies **{dense.accuracy:.2%}** of "
+                f"{dense.n:,} test images correctly. Remove the {pct} of weights with the smallest magnitude "
+                f"(keep **{kept:,}**) and, without any retraining, it still scores **{pruned.accuracy:.2%}**.")
+    st.header("2 · Which weights you keep matters")
+    st.markdown(f"A **random** mask that removes just as many weights scores **{rand.accuracy:.2%}** "
+                "(chance is 10%). So a pruning criterion is not just counting weights: magnitude tells us "
+                "which connections carry what the network learned.")
+    if has_init:
+        ticket_init = state.evaluation(magnitude, "init")
+        init_dense = state.dense(name, "init")
+        st.header("3 · The lottery ticket (Frankle & Carbin, 2019)")
+        st.markdown(f"Take that magnitude mask and put the weights back to their **initial** values θ0. Untrained, "
+                    f"the masked network scores **{ticket_init.accuracy:.2%}** (the full untrained network: "
+                    f"{init_dense.accuracy:.2%}). Frankle and Carbin retrained such sparse networks from θ0 and "
+                    "matched the dense accuracy, while the same architecture re-initialised at random did not: "
+                    "the mask and the initial weights together are a *winning ticket*.")
+        sign_init = state.evaluation(supermask, "init")
+        sign_const = state.evaluation(supermask, "signed-constant")
+        st.header("4 · Supermasks: a mask can be trained instead of the weights (Zhou et al., 2019)")
+        st.markdown(f"Zhou et al. asked which masks work *without any training of the values*. Keep only weights "
+                    f"whose sign did not change during training, largest first (`large_final_same_sign`), "
+                    f"and apply the mask to θ0: **{sign_init.accuracy:.2%}**. Replace each kept weight by the "
+                    f"layer's constant with its initial sign (*signed constant*): **{sign_const.accuracy:.2%}**. "
+                    "The values are untrained, yet far above chance: choosing which connections exist is a "
+                    "form of learning.")
+    st.header("5 · How far can you go?")
+    with st.spinner("Sweeping four sparsity levels…"):
+        curves = {"large_final": state.live_curve(magnitude, LEVELS),
+                  "random": state.live_curve(magnitude, LEVELS, strategy="random")}
+        if has_init:
+            curves["supermask (same sign, signed constant)"] = state.live_curve(
+                supermask, LEVELS, weights="signed-constant")
+    st.plotly_chart(charts.accuracy_curve(curves, dense.accuracy, None), key="tour_curve")
+    st.caption("Live evaluations at lottery-ticket-pruner's levels (20%, 55.78%, 89.6%, 99.33% pruned), "
+               "global scope. Past about 99% every criterion collapses: too few weights remain for the signal "
+               "to get through.")
+    st.markdown("**Your turn:** open the *Explorer* page (sidebar) to try every criterion, scope and granularity, "
+                "and export the mask you like.")
