@@ -20,6 +20,7 @@ image of the dataset must give (1, 10) logits.  Every problem is a PruningError 
 message; NaN or infinite weights are kept, with a note in ``model.warnings``.
 """
 
+from contextlib import contextmanager
 from functools import lru_cache
 import io
 import json
@@ -27,6 +28,7 @@ import logging
 import os
 from pathlib import Path
 import re
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -119,6 +121,20 @@ class _Quiet:
     def __exit__(self, *exc):
         logging.disable(logging.NOTSET)
         self._warnings.__exit__(*exc)
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null (for C++ libraries' logs), then restore it."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 # --- .safetensors: a zoo architecture's state dict -------------------------------------------
@@ -262,7 +278,12 @@ def check_keras_config(path) -> None:
 def _keras_model(name, info, path, init_path):
     for p in filter(None, (path, init_path)):
         check_keras_config(p)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter on stderr
+    if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter would break one-line errors
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with _native_stderr_silenced():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
     from .keras_model import KerasModel
 
     files = {"final": path, **({"init": init_path} if init_path is not None else {})}

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 
 from .criteria import ALIASES, CRITERIA
+from . import cli_train
 from .errors import PruningError
 from .evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import atomic_write
-from .masks import report, save
+from .masks import load, report, save
 from .prune import compute_mask, resolve_strategy
 from .selection import SCOPES, check_sparsity
 from .zoo import catalogue, load_model
@@ -25,8 +26,17 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+def _model_options(p):
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a zoo model name (see: python -m pruning models)")
+    source.add_argument("--model-file", help="your own model: .safetensors (a zoo architecture), .pt2 "
+                                              "(torch.export) or .keras; needs --dataset")
+    p.add_argument("--dataset", help="with --model-file: mnist, fashion_mnist or cifar10")
+    p.add_argument("--init-file", help="with --model-file: its initial weights (same format), for θ0-based strategies")
+
+
 def _mask_options(p):
-    p.add_argument("--model", required=True, help="a zoo model name (see: python -m pruning models)")
+    _model_options(p)
     p.add_argument("--scope", choices=SCOPES, default=None, help="layer (default) or global")
     p.add_argument("--granularity", default="weight", help="weight (default), unit, or N:M such as 2:4")
     p.add_argument("--norm", default=1, help="norm that ranks units: 1 (default) or 2")
@@ -44,8 +54,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="prune a model and measure its test accuracy")
     _mask_options(p)
-    p.add_argument("--strategy", default="large_final", help=strategies)
+    p.add_argument("--strategy", default=None, help=strategies + " (default large_final)")
     p.add_argument("--sparsity", default=None, help="fraction of weights pruned, 0..1")
+    p.add_argument("--mask", default=None, help="evaluate this saved .npz mask instead (checked against the model)")
     p.add_argument("--weights", default="final", help=", ".join(WEIGHT_SETS))
     p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
     p.add_argument("--json", action="store_true")
@@ -67,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
     p.add_argument("name")
+    cli_train.add_parsers(sub)
     return ap
 
 
@@ -82,8 +94,21 @@ def _int_or_none(value, what):
     return number
 
 
+def _model(args):
+    """The zoo model named by --model, or the user's file given by --model-file (see byo.py)."""
+    if getattr(args, "model_file", None) is None:
+        if getattr(args, "dataset", None) or getattr(args, "init_file", None):
+            raise PruningError("--dataset and --init-file go with --model-file")
+        return load_model(args.model)
+    if not args.dataset:
+        raise PruningError("--model-file needs --dataset (mnist, fashion_mnist or cifar10)")
+    from .byo import load_file_model
+
+    return load_file_model(args.model_file, args.dataset, args.init_file)
+
+
 def _mask(args, strategy, sparsity):
-    model = load_model(args.model)
+    model = _model(args)
     mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
                         norm=args.norm, output_rate=args.output_rate, seed=args.seed)
     return model, mask
@@ -103,20 +128,30 @@ def cmd_models(args, out):
 def cmd_evaluate(args, out):
     weights = check_weights(args.weights)
     limit = _int_or_none(args.limit, "limit")
-    model, mask = _mask(args, args.strategy, args.sparsity)
+    if args.mask is not None:
+        if args.strategy is not None or args.sparsity is not None:
+            raise PruningError("--mask gives the mask: leave out --strategy and --sparsity")
+        model = _model(args)
+        mask = load(args.mask, {name: spec.shape for name, spec in model.specs.items()})
+        strategy = mask.meta.get("strategy", "mask file")
+    else:
+        strategy = args.strategy or "large_final"
+        model, mask = _mask(args, strategy, args.sparsity)
     result = evaluate(model, mask, weights=weights, limit=limit)
-    rep = report(mask)
-    row = {"model": model.name, "strategy": args.strategy, "scope": mask.meta["scope"],
-           "granularity": mask.meta["granularity"], "weights": weights,
-           "requested_sparsity": mask.meta["requested_sparsity"], "sparsity": rep["sparsity"],
-           "accuracy": result.accuracy, "n": result.n, "seed": mask.meta["seed"], "device": result.device,
-           "seconds": round(result.seconds, 4),
+    rep, meta = report(mask), mask.meta
+    row = {"model": model.name, "strategy": strategy, "scope": meta.get("scope"),
+           "granularity": meta.get("granularity"), "weights": weights,
+           "requested_sparsity": meta.get("requested_sparsity"), "sparsity": rep["sparsity"],
+           "accuracy": result.accuracy, "n": result.n, "seed": meta.get("seed"), "device": result.device,
+           "seconds": round(result.seconds, 4), "warnings": result.warnings,
            "layers": [{"name": r["name"], "shape": r["shape"], "sparsity": r["sparsity"]} for r in rep["layers"]]}
     if args.json:
         print(json.dumps(row), file=out)
         return
-    print(f"{model.name}: {args.strategy} ({row['scope']}, {row['granularity']}) on {weights} weights, "
+    print(f"{model.name}: {strategy} ({row['scope']}, {row['granularity']}) on {weights} weights, "
           f"sparsity {row['sparsity']:.4f}: accuracy {row['accuracy']:.4f} on {row['n']} test images", file=out)
+    for note in result.warnings:
+        print(f"  warning: {note}", file=out)
     for layer in row["layers"]:
         print(f"  {layer['name']:32} {str(tuple(layer['shape'])):22} sparsity {layer['sparsity']:.4f}", file=out)
 
@@ -139,7 +174,7 @@ def cmd_sweep(args, out):
     sparsities = [check_sparsity(s) for s in _split(args.sparsities, "sparsities")]
     weight_sets = [check_weights(w) for w in _split(args.weights, "weights")]
     limit = _int_or_none(args.limit, "limit")
-    model = load_model(args.model)
+    model = _model(args)
     for s in strategies:  # fail on a bad strategy before the first evaluation, not half way
         resolve_strategy(s, args.scope)
     rows = []
@@ -191,7 +226,7 @@ def cmd_train(args, out):
 
 
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,
-            "train": cmd_train}
+            "train": cmd_train, **cli_train.COMMANDS}
 
 
 def main(argv=None, out=None) -> int:

@@ -90,7 +90,7 @@ def test_export_npz_and_torch(tmp_path):
     (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--limit", "-3"], "limit must be positive"),
     (["evaluate", "--model", MODEL], "a sparsity in [0, 1] is required"),
     (["sweep", "--model", MODEL, "--strategies", "large_final,nope"], "unknown strategy 'nope'"),
-    (["evaluate", "--bogus"], "the following arguments are required"),
+    (["evaluate", "--bogus"], "one of the arguments --model --model-file is required"),
 ])
 def test_bad_input_one_line_exit_2(argv, message, capsys):
     code, _ = run(*argv)
