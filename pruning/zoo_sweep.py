@@ -1,0 +1,69 @@
+"""Precompute a zoo model's accuracy-vs-sparsity table, ``pretrained/<name>/sweep.csv``.
+
+    python -m pruning.zoo_sweep mnist-lenet300-torch [more names ...]
+
+Runs ``python -m pruning sweep`` with the main criteria (layer scope, plus the global magnitude
+ranking ``smallest_weights_global``) at the sparsities below, on the trained and the initial
+weights, over the full test set.  ``sweep.json`` beside the table records the exact command, its
+wall time and the hardware, so the table can be reproduced and checked.
+"""
+
+import json
+import shlex
+import sys
+import time
+
+from . import cli
+from .errors import PruningError
+from .io import atomic_write
+from .zoo import ZOO, info
+
+STRATEGIES = ("large_final", "small_final", "large_init", "large_init_large_final", "magnitude_increase",
+              "movement", "large_final_same_sign", "random", "smallest_weights_global")
+SPARSITIES = ("0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.85", "0.9", "0.92", "0.94",
+              "0.95", "0.96", "0.97", "0.98", "0.99")
+WEIGHTS = ("final", "init")
+
+
+def arguments(name: str, out: str) -> list:
+    """The ``python -m pruning`` arguments that write ``name``'s table to ``out``."""
+    return ["sweep", "--model", name, "--strategies", ",".join(STRATEGIES), "--sparsities", ",".join(SPARSITIES),
+            "--weights", ",".join(WEIGHTS), "--out", out]
+
+
+def run(name: str, log=print) -> dict:
+    """Write pretrained/<name>/sweep.csv and sweep.json; returns the sweep.json record."""
+    info(name)  # an unknown name raises PruningError
+    from .train_torch import _hardware  # imports torch; the sweep itself imports it anyway
+    import torch
+
+    start = time.perf_counter()
+    if cli.main(arguments(name, str(ZOO / name / "sweep.csv"))) != 0:
+        raise PruningError(f"the sweep of {name} failed")
+    record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
+              "evaluations": len(STRATEGIES) * len(SPARSITIES) * len(WEIGHTS),
+              "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
+              "torch_threads": torch.get_num_threads(),
+              "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    atomic_write(ZOO / name / "sweep.json", lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
+    if log:
+        log(f"{name}: {record['evaluations']} evaluations in {record['wall_time_s']}s")
+    return record
+
+
+def main(argv=None) -> int:
+    names = sys.argv[1:] if argv is None else argv
+    if not names:
+        print("usage: python -m pruning.zoo_sweep NAME [NAME ...]", file=sys.stderr)
+        return 2
+    try:
+        for name in names:
+            run(name)
+    except PruningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
