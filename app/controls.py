@@ -36,9 +36,14 @@ def model_label(row: dict) -> str:
             f" · {row['architecture']} · {row['parameters'] / 1000:,.0f}k · {row['test_accuracy']:.1%}")
 
 
+def sorted_models(rows: list) -> list:
+    """Zoo rows grouped by dataset (MNIST, Fashion-MNIST, CIFAR-10), then framework (PyTorch first)."""
+    return sorted(rows, key=lambda r: (_rank(DATASET_NAMES, r["dataset"]), r["dataset"],
+                                       _rank(FRAMEWORK_NAMES, r["framework"]), r["name"]))
+
+
 def model_ui() -> str | None:
-    rows = sorted(catalogue(), key=lambda r: (_rank(DATASET_NAMES, r["dataset"]), r["dataset"],
-                                              _rank(FRAMEWORK_NAMES, r["framework"]), r["name"]))
+    rows = sorted_models(catalogue())
     if not rows:
         st.error("The model zoo is empty: no pretrained/<name>/model.json found.")
         return None

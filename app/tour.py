@@ -4,7 +4,7 @@ import streamlit as st
 
 import charts
 import state
-from controls import PRESETS, model_label
+from controls import PRESETS, model_label, sorted_models
 from sections import errors_shown
 from state import Settings
 
@@ -12,7 +12,7 @@ SPARSE = 0.896  # lottery-ticket-pruner's third level
 LEVELS = [0.0, *(p / 100 for p in PRESETS)]
 
 st.title("Guided tour: lottery tickets and supermasks")
-rows = [r for r in state.catalogue() if r["dataset"] in ("mnist", "fashion_mnist")] or state.catalogue()
+rows = sorted_models([r for r in state.catalogue() if r["dataset"] in ("mnist", "fashion_mnist")] or state.catalogue())
 by_name = {r["name"]: r for r in rows}
 name = st.selectbox("Model for the tour", list(by_name), format_func=lambda n: model_label(by_name[n]), key="tour_model")
 magnitude = Settings(name, "large_final", "global", "weight", SPARSE)

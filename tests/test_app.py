@@ -1,0 +1,170 @@
+"""The Streamlit explorer, driven headlessly with streamlit.testing.v1.AppTest.
+
+Every check compares what the page shows with what the engine computes for the same settings.
+"""
+
+import io
+import json
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import pruning
+
+APP = Path(__file__).resolve().parent.parent / "app"
+MODEL = "mnist-lenet300-torch"
+sys.path.insert(0, str(APP))  # the app's own modules (state, inspect wrappers) for the export test
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=180)
+    app.session_state["model"] = MODEL
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def headline(app) -> float:
+    return float(app.metric[0].value.rstrip("%")) / 100
+
+
+def engine_accuracy(sparsity, strategy="large_final", scope="layer", granularity="weight", weights="final",
+                    model=MODEL):
+    m = pruning.load_model(model)
+    mask = pruning.compute_mask(m, strategy, sparsity, scope=scope, granularity=granularity)
+    return pruning.evaluate(m, mask, weights).accuracy
+
+
+def curve_names(app) -> list:
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    return [trace.get("name") for trace in spec["data"]]
+
+
+def test_starts_and_shows_the_engine_numbers(at):
+    assert headline(at) == pytest.approx(engine_accuracy(0.896), abs=1e-4)
+    labels = [m.label for m in at.metric]
+    assert any("Random mask" in label for label in labels) and any("signed constant" in label for label in labels)
+    assert "10,000 test images" in " ".join(c.value for c in at.caption)
+    assert not at.error
+
+
+def test_slider_number_box_and_presets_move_the_accuracy(at):
+    at.sidebar.select_slider(key="sparsity_slider").set_value(99.0).run()
+    assert at.sidebar.number_input(key="sparsity_pct").value == pytest.approx(99.0)
+    assert headline(at) == pytest.approx(engine_accuracy(0.99), abs=1e-4)
+    at.button(key="preset_20.0").click().run()
+    assert headline(at) == pytest.approx(engine_accuracy(0.2), abs=1e-4)
+    at.sidebar.number_input(key="sparsity_pct").set_value(97.35).run()
+    assert headline(at) == pytest.approx(engine_accuracy(0.9735), abs=1e-4)
+    assert not at.exception
+
+
+def test_criterion_changes_the_curves_and_the_explanation(at):
+    assert "large_final (magnitude)" in curve_names(at)
+    at.sidebar.selectbox(key="strategy").set_value("movement").run()
+    assert "movement" in curve_names(at)
+    assert pruning.CRITERIA["movement"].doc in [c.value for c in at.sidebar.caption]
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, "movement"), abs=1e-4)
+
+
+def test_alias_fixes_the_scope(at):
+    at.sidebar.selectbox(key="strategy").set_value("smallest_weights_global").run()
+    assert not at.exception
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, scope="global"), abs=1e-4)
+
+
+def test_scope_control(at):
+    at.sidebar.radio(key="scope").set_value("global").run()
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, scope="global"), abs=1e-4)
+
+
+def test_global_scope_warns_when_a_layer_is_emptied(at):
+    at.sidebar.radio(key="scope").set_value("global").run()
+    at.button(key="preset_99.33").click().run()
+    assert any("99%" in w.value for w in at.warning)
+
+
+def test_granularity_control_and_bad_pattern(at):
+    at.sidebar.radio(key="granularity").set_value("N:M").run()
+    assert at.sidebar.select_slider(key="sparsity_slider").disabled
+    assert headline(at) == pytest.approx(engine_accuracy(None, granularity="2:4"), abs=1e-4)
+    at.sidebar.text_input(key="nm").set_value("5:4").run()
+    assert not at.exception and at.sidebar.error  # a visible message, no traceback
+    at.sidebar.radio(key="granularity").set_value("unit").run()
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, granularity="unit"), abs=1e-4)
+
+
+def test_weights_control(at):
+    at.sidebar.radio(key="weights").set_value("init").run()
+    assert "θ0" in at.metric[0].label
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, weights="init"), abs=1e-4)
+
+
+def test_model_picker_lists_the_zoo_and_switches():
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=180)
+    app.run()
+    picker = app.sidebar.selectbox(key="model")
+    assert set(picker.options) == {picker.format_func(r["name"]) for r in pruning.catalogue()}
+    others = [r["name"] for r in pruning.catalogue() if r["framework"] == "torch" and r["name"] != MODEL
+              and r["dataset"] in ("mnist", "fashion_mnist")]
+    if not others:
+        pytest.skip("only one PyTorch MNIST-like model in the zoo")
+    picker.set_value(others[0]).run()
+    assert not app.exception
+    assert headline(app) == pytest.approx(engine_accuracy(0.896, model=others[0]), abs=1e-4)
+
+
+def test_tabs_render(at):
+    for tab in ("Weights", "First layer", "Predictions", "Export"):
+        at.session_state["tab"] = tab
+        at.run()
+        assert not at.exception, tab
+        assert not at.error, tab
+    assert len(at.get("download_button")) == 3
+
+
+def test_guided_tour_renders(at):
+    at.switch_page("tour.py").run()
+    assert not at.exception
+    assert len(at.header) >= 4
+    assert "%" in at.markdown[0].value
+
+
+def test_export_reloads_to_the_same_mask_and_accuracy():
+    import state  # the app's cached wrappers work outside a running app too
+
+    s = state.Settings(MODEL, "large_final", "global", "weight", 0.9)
+    mask = pruning.load_mask(io.BytesIO(state.mask_npz(s)), pruning.load_model(MODEL))
+    expected = state.mask(s)
+    assert set(mask) == set(expected) and all(np.array_equal(mask[k], expected[k]) for k in mask)
+    assert mask.meta["sparsity"] == pytest.approx(0.9)
+    shown = state.evaluation(s).accuracy
+    assert pruning.evaluate(pruning.load_model(MODEL), mask).accuracy == shown
+    csv = state.report_csv(s).decode().splitlines()
+    assert csv[0].startswith("name,shape") and len(csv) == 1 + len(mask)
+    torch = pytest.importorskip("torch")
+    tensors = torch.load(io.BytesIO(state.torch_mask(s)), weights_only=True)
+    assert all(np.array_equal(tensors[k].numpy(), expected[k]) for k in expected)
+
+
+def test_missing_dataset_is_a_message_not_a_traceback():
+    def page():
+        import streamlit as st
+
+        import pruning
+        import sections
+
+        with sections.errors_shown():
+            raise pruning.DatasetUnavailable("the cifar10 test split is not available")
+
+        st.write("the rest keeps working")
+
+    app = AppTest.from_function(page)
+    app.run()
+    assert not app.exception
+    assert "PRUNING_DATA_DIR" in app.error[0].value
+    assert app.markdown[0].value == "the rest keeps working"
