@@ -11,10 +11,10 @@ import numpy as np
 from .criteria import ALIASES, CRITERIA
 from . import cli_train
 from .errors import PruningError
-from .evaluate import WEIGHT_SETS, check_weights, evaluate
+from .evaluate import WEIGHT_SETS, check_weights, evaluate, masked_weights
 from .io import atomic_write
 from .masks import load, report, save
-from .prune import compute_mask, resolve_strategy
+from .prune import compute_mask, resolve_strategy, scores
 from .selection import SCOPES, check_sparsity
 from .zoo import catalogue, load_model
 
@@ -175,8 +175,10 @@ def cmd_sweep(args, out):
     weight_sets = [check_weights(w) for w in _split(args.weights, "weights")]
     limit = _int_or_none(args.limit, "limit")
     model = _model(args)
-    for s in strategies:  # fail on a bad strategy before the first evaluation, not half way
-        resolve_strategy(s, args.scope)
+    for s in strategies:  # fail on bad input before the first evaluation, not half way
+        scores(model, resolve_strategy(s, args.scope)[0])  # a strategy that needs θ0 the model lacks
+    for w in weight_sets:
+        masked_weights(model, None, w)
     rows = []
     jobs = [(s, p, w) for s in strategies for p in sparsities for w in weight_sets]
     for strategy, sparsity, weights in tqdm(jobs, desc=f"sweep {model.name}", file=sys.stderr):
