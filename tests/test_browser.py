@@ -1,0 +1,92 @@
+"""The explorer in a real browser: `streamlit run app`, headless Chromium, move the prune slider
+with the keyboard and wait for the accuracy to change.
+
+UPDATE_SCREENSHOT=1 writes the screenshot to docs/screenshot.png (the README's picture);
+otherwise it goes to a temporary directory.  Skips only where /usr/bin/chromium is missing.
+"""
+
+import os
+from pathlib import Path
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail("streamlit did not start")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_slider_moves_the_accuracy(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(server)
+            value = page.locator('[data-testid="stMetricValue"]').first
+            value.wait_for(timeout=120_000)
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            before = value.inner_text()
+            slider = page.get_by_role("slider").first
+            slider.focus()
+            start = time.perf_counter()
+            slider.press("ArrowRight")  # 89.6% -> 90%, the next stop of the grid
+            page.wait_for_function(
+                "old => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== old",
+                arg=before, timeout=60_000)
+            latency = time.perf_counter() - start
+            after = value.inner_text()
+            print(f"slider -> accuracy: {before} -> {after} in {latency:.2f} s")
+            assert after.endswith("%") and after != before
+            for _ in range(4):  # then 0.1% per stop
+                slider.press("ArrowRight")
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('90.4%')",
+                timeout=60_000)
+            page.wait_for_timeout(4000)  # let the charts settle for the picture
+            out = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "explorer.png"
+            page.screenshot(path=str(out))
+            assert out.stat().st_size > 10_000
+            assert not page.locator('[data-testid="stException"]').count()
+        finally:
+            browser.close()
