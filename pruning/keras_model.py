@@ -21,6 +21,7 @@ Biases, normalisation and every other variable are not pruned.
 """
 
 import threading
+import zipfile
 
 import keras
 import numpy as np
@@ -43,7 +44,7 @@ def device() -> str:
 def load(path) -> keras.Model:
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise PruningError(f"cannot load Keras model {path}: {str(exc).splitlines()[0]}") from None
 
 
@@ -68,7 +69,8 @@ def named_variables(model) -> dict:
     """name -> variable, for every variable of ``model`` (see the module docstring for names)."""
     named, seen = {}, set()
     pairs = [(_path(prefix, layer, v), v) for prefix, layer in _walk(model) for v in layer.variables]
-    pairs += [(v.path, v) for v in model.variables if id(v) not in {id(u) for _, u in pairs}]
+    walked = {id(v) for _, v in pairs}
+    pairs += [(v.path, v) for v in model.variables if id(v) not in walked]  # owned by a model itself
     for name, var in pairs:
         if id(var) in seen:
             continue  # a layer shared by two sub-models

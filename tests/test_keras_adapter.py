@@ -102,3 +102,19 @@ def test_bad_files_raise_one_line_errors(tmp_path):
         KerasModel("bad", INFO, {"final": bad})
     with pytest.raises(pruning.PruningError, match="no .keras weight files"):
         KerasModel("bad", INFO, {})
+
+
+def test_export_and_callback_find_nested_kernels(nested, tmp_path):
+    from pruning.export import save_keras_model
+    from pruning.keras_callback import MaskCallback
+
+    x, y = data.load("mnist", "test")
+    mask = pruning.compute_mask(nested, "large_final", 0.5, scope="layer")
+    save_keras_model(nested, mask, tmp_path / "nested.keras")
+    net = keras.saving.load_model(tmp_path / "nested.keras", safe_mode=True)
+    expected = nested.logits(masked_weights(nested, mask), "final", nested.prepare(x[:100]))
+    np.testing.assert_allclose(net.predict(x[:100].astype(np.float32), verbose=0), expected, atol=1e-5)
+    net.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(x[:64].astype(np.float32), y[:64], batch_size=32, verbose=0, callbacks=[MaskCallback(mask)])
+    kernel = net.get_layer("head").get_layer("dense").kernel.numpy()
+    assert np.all(kernel[~mask["head/dense/kernel"]] == 0) and np.any(kernel[mask["head/dense/kernel"]] != 0)
