@@ -1,0 +1,56 @@
+"""train_keras: θ0 is reproducible (twins: the PyTorch twin's, converted), and a miniature training
+run writes every file and model.json field the zoo expects (no full training here)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pruning import data, train_keras
+from pruning.io import sha256
+from pruning.keras_model import load, named_variables
+from pruning.keras_nets import ARCHITECTURES
+from pruning.recipes import RECIPES
+from pruning.zoo import ZOO
+
+KERAS_RECIPES = [n for n, r in RECIPES.items() if r["framework"] == "keras"]
+
+
+@pytest.mark.parametrize("name", [n for n in KERAS_RECIPES if (ZOO / n / "init.keras").is_file()])
+def test_committed_init_is_reproducible(name):
+    fresh = {k: v.numpy() for k, v in named_variables(train_keras.initial_model(RECIPES[name])).items()}
+    committed = {k: v.numpy() for k, v in named_variables(load(ZOO / name / "init.keras")).items()}
+    assert list(fresh) == list(committed)
+    for k in fresh:
+        np.testing.assert_array_equal(fresh[k], committed[k], err_msg=k)
+
+
+def test_every_keras_recipe_builds_and_twins_match_their_torch_twin():
+    for name in KERAS_RECIPES:
+        recipe = RECIPES[name]
+        assert recipe["architecture"] in ARCHITECTURES
+        if recipe.get("twin"):
+            twin = RECIPES[recipe["twin"]]
+            same = ("architecture", "dataset", "preprocessing", "lr", "batch_size", "epochs", "seed", "init")
+            assert {k: recipe[k] for k in same} == {k: twin[k] for k in same}, name
+
+
+def test_miniature_training_run_writes_the_zoo_files(tmp_path, monkeypatch):
+    x, y = data.load("mnist", "test")
+    monkeypatch.setattr(train_keras, "ZOO", tmp_path)
+    monkeypatch.setattr(data, "load", lambda name, split="test": (x[:1200], y[:1200]) if split == "train" else (x, y))
+    recipe = {**RECIPES["mnist-lenet300-keras"], "epochs": 1, "early_fraction": 0.05}
+    monkeypatch.setitem(RECIPES, "tiny-lenet300-keras", recipe)
+    meta = train_keras.train_zoo_model("tiny-lenet300-keras", log=None)
+    out = tmp_path / "tiny-lenet300-keras"
+    assert sorted(p.name for p in out.iterdir()) == ["early.keras", "final.keras", "init.keras", "model.json"]
+    assert json.loads((out / "model.json").read_text()) == meta
+    reference = json.loads((ZOO / "mnist-lenet300-torch" / "model.json").read_text())
+    assert set(reference) <= set(meta) and set(reference["training"]) - {"torch"} <= set(meta["training"])
+    assert meta["framework"] == "keras" and meta["training"]["early_step"] == 1  # 5% of 20 steps
+    assert meta["parameters"] == {"total": 266610, "prunable": 266200}
+    assert meta["sha256"] == {f: sha256(out / f) for f in ("early.keras", "final.keras", "init.keras")}
+    assert 0.5 < meta["test_accuracy"] <= 1 and meta["test_n"] == 10000
+    init = named_variables(load(out / "init.keras"))["fc1/kernel"].numpy()
+    torch_init = train_keras.torch_initial_state("mnist-lenet300-torch")["fc1.weight"]
+    np.testing.assert_array_equal(init, torch_init.T)  # θ0 shared exactly with the PyTorch twin
