@@ -25,6 +25,13 @@ def check_weights(weights: str) -> str:
     return weights
 
 
+def _std(w: np.ndarray) -> float:
+    """Standard deviation of the finite weights, in float64 and scaled so that it cannot overflow."""
+    finite = w[np.isfinite(w)].astype(np.float64)
+    scale = np.abs(finite).max(initial=0.0)
+    return float(scale * (finite / scale).std()) if scale > 0 else 0.0
+
+
 def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     """name -> the prunable tensor that the forward pass uses (a new array; the model is untouched)."""
     check_weights(weights)
@@ -34,8 +41,7 @@ def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     out = {}
     for name, w in source.items():
         if weights == "signed-constant":
-            finite = w[np.isfinite(w)]  # std in float64 over finite weights: no overflow, no NaN spread
-            w = (np.sign(w) * (finite.std(dtype=np.float64) if finite.size else 0.0)).astype(w.dtype)
+            w = (np.sign(w) * _std(w)).astype(w.dtype)
         out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))  # not w * mask: NaN * 0 is NaN
     return out
 

@@ -123,7 +123,8 @@ def unit_scores(scores: np.ndarray, norm: int) -> np.ndarray:
     s = scores.reshape(scores.shape[0], -1)  # (units, fan_in * spatial)
     s = np.nan_to_num(s, nan=-np.inf)
     pos, neg = np.maximum(s, 0.0), np.maximum(-s, 0.0)
-    return np.linalg.norm(pos, ord=norm, axis=1) - np.linalg.norm(neg, ord=norm, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge scores overflow to inf; inf - inf is NaN
+        return _clean(np.linalg.norm(pos, ord=norm, axis=1) - np.linalg.norm(neg, ord=norm, axis=1))
 
 
 def _expand_units(keep_units: np.ndarray, shape: tuple) -> np.ndarray:
@@ -132,9 +133,9 @@ def _expand_units(keep_units: np.ndarray, shape: tuple) -> np.ndarray:
 
 def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     """Keep the n best of every m consecutive weights along the input axis (canonical axis 1)."""
+    if scores.ndim < 2 or scores.shape[1] % m:
+        return np.ones(scores.shape, dtype=bool)  # no input axis or no whole groups: left dense
     fan_in = scores.shape[1]
-    if fan_in % m:
-        return np.ones(scores.shape, dtype=bool)  # no whole groups: left dense (reported as such)
     s = np.moveaxis(_clean(scores), 1, -1)  # (out, *spatial, fan_in)
     groups = s.reshape(*s.shape[:-1], fan_in // m, m)  # (..., fan_in/m, m)
     order = np.argsort(groups, axis=-1, kind="stable")  # ascending: the first m-n are pruned
