@@ -165,6 +165,8 @@ def export_tab(s: Settings, accuracy: float, n: int):
     elif state.keras_export_available():
         cols[1].download_button("Pruned Keras model (.keras)", lambda: state.keras_model(s), f"{stem}.keras",
                                 "application/octet-stream", key="dl_keras", on_click="ignore")
+        if s.weights != "final":
+            cols[1].caption(f"The Keras model holds the trained weights × mask ({state.evaluation(s, 'final').accuracy:.2%}).")
     else:
         cols[1].caption("Keras model export is not available in this version of the engine.")
     cols[2].download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",

@@ -47,5 +47,5 @@ def explorer():
 
 
 st.set_page_config(page_title="Pruning explorer", page_icon="✂️", layout="wide", initial_sidebar_state=370)
-st.navigation([st.Page(explorer, title="Explorer", icon="✂️", default=True),
-               st.Page("tour.py", title="Guided tour", icon="🎟️")]).run()
+st.navigation([st.Page(explorer, title="Explorer", icon=":material/content_cut:", default=True),
+               st.Page("tour.py", title="Guided tour", icon=":material/school:")]).run()

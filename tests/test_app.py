@@ -168,3 +168,26 @@ def test_missing_dataset_is_a_message_not_a_traceback():
     assert not app.exception
     assert "PRUNING_DATA_DIR" in app.error[0].value
     assert app.markdown[0].value == "the rest keeps working"
+
+
+def test_keras_model_and_its_export(tmp_path):
+    names = sorted(r["name"] for r in pruning.catalogue() if r["framework"] == "keras" and r["dataset"] == "mnist")
+    if not names:
+        pytest.skip("no Keras MNIST model in the zoo yet")
+    import state
+
+    name = "mnist-lenet300-keras" if "mnist-lenet300-keras" in names else names[0]
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=300)
+    app.session_state["model"] = name
+    app.session_state["tab"] = "Export"
+    app.run()
+    assert not app.exception
+    assert headline(app) == pytest.approx(engine_accuracy(0.896, model=name), abs=1e-4)
+    assert [b.label for b in app.get("download_button")][1].startswith("Pruned Keras model")
+    s = state.Settings(name, "large_final", "layer", "weight", 0.896)
+    path = tmp_path / "pruned.keras"
+    path.write_bytes(state.keras_model(s))
+    from pruning.byo import load_file_model
+
+    reloaded = load_file_model(path, "mnist")
+    assert pruning.evaluate(reloaded).accuracy == pytest.approx(state.evaluation(s).accuracy, abs=1e-4)
