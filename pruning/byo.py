@@ -30,6 +30,7 @@ from pathlib import Path
 import re
 import sys
 import tempfile
+import threading
 import warnings
 import zipfile
 
@@ -110,9 +111,13 @@ def _fail(path, what, exc) -> PruningError:
 
 
 class _Quiet:
-    """Silence library warnings and log records while a user's file is read."""
+    """Silence library warnings and log records while a user's file is read (one file at a time:
+    ``warnings.catch_warnings`` is not thread-safe, and this also bounds the memory in use)."""
+
+    _lock = threading.RLock()
 
     def __enter__(self):
+        self._lock.acquire()
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.simplefilter("ignore")
@@ -121,6 +126,7 @@ class _Quiet:
     def __exit__(self, *exc):
         logging.disable(logging.NOTSET)
         self._warnings.__exit__(*exc)
+        self._lock.release()
 
 
 @contextmanager
@@ -215,11 +221,16 @@ def check_pt2(path) -> None:
             for n in names:
                 if not n.startswith(root) or not _PT2_MEMBERS.fullmatch(n[len(root):]):
                     raise PruningError(f"{Path(path).name} contains {n!r}: {refuse}")
+            declared = 0
             for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
                 if root + config in names:
                     entries = json.loads(z.read(root + config))["config"].values()
                     if any(e.get("use_pickle") for e in entries):
                         raise PruningError(f"{Path(path).name} holds pickled tensors: {refuse}")
+                    declared += sum(8 * int(np.prod([int(d["as_int"]) for d in e["tensor_meta"]["sizes"]]))
+                                    for e in entries)
+            if declared > MAX_UNPACKED:  # empty records are allocated at their declared size
+                raise PruningError(f"{Path(path).name} declares more than {MAX_UNPACKED / 2**20:.0f} MB of tensors")
             if root + "data/sample_inputs/model.pt" in names:
                 torch.load(io.BytesIO(z.read(root + "data/sample_inputs/model.pt")), weights_only=True)
     except PruningError:
@@ -252,6 +263,9 @@ def _pt2_model(name, info, path, init_path):
 
 # --- .keras ------------------------------------------------------------------------------------
 
+_KERAS_FUNCTIONS = re.compile(r"keras(\.src)?\.(activations|losses|metrics|initializers)(\.|$)")
+
+
 def check_keras_config(path) -> None:
     """Refuse Lambda layers and objects from outside Keras before Keras reads the file."""
     try:
@@ -272,6 +286,9 @@ def check_keras_config(path) -> None:
             if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
                 raise PruningError(f"{Path(path).name} uses {cls} from {module}: custom objects are refused; "
                                    f"use built-in Keras layers only")
+            if cls == "function" and not _KERAS_FUNCTIONS.match(str(module)):
+                raise PruningError(f"{Path(path).name} calls {item.get('config')} from {module}: only Keras "
+                                   f"activations, losses, metrics and initializers may be named")
             stack.extend(item.values())
 
 

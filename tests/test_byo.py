@@ -364,3 +364,26 @@ def test_truncated_keras_file(keras_files, tmp_path):
     refused(tmp_path / "t.keras", "not a valid .keras file")
     _rewrite_zip(keras_files["final"], tmp_path / "c.keras", lambda n, d: b"{not json" if n == "config.json" else d)
     refused(tmp_path / "c.keras", "not a valid .keras file")
+
+
+def test_keras_config_naming_a_non_keras_function_is_refused(keras_files, tmp_path):
+    def evil(name, data):
+        if name != "config.json":
+            return data
+        text = data.decode().replace('"activation": "relu"', '"activation": {"module": "keras.src.utils.file_utils", '
+                                     '"class_name": "function", "config": "get_file", "registered_name": null}')
+        assert text != data.decode()
+        return text
+
+    refused(_rewrite_zip(keras_files["final"], tmp_path / "f.keras", evil), "calls get_file from keras.src.utils")
+
+
+def test_pt2_declaring_huge_tensors_is_refused(files, tmp_path):
+    def huge(name, data):
+        if name and name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            next(iter(config["config"].values()))["tensor_meta"]["sizes"] = [{"as_int": 100_000}] * 3
+            return json.dumps(config)
+        return data
+
+    refused(_rewrite_zip(files["pt2"], tmp_path / "h.pt2", huge), "declares more than")
