@@ -9,6 +9,7 @@
 Nothing here imports Streamlit; PyTorch and TensorFlow are imported only by their adapters.
 """
 
+from .byo import load_file_model, load_upload
 from .criteria import ALIASES, CRITERIA
 from .errors import DatasetUnavailable, PruningError
 from .evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
@@ -31,5 +32,6 @@ def load_mask(path, model=None) -> Mask:
 
 
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
+           "load_file_model", "load_upload",
            "PruningError", "catalogue", "compute_mask", "evaluate", "load_mask", "load_model",
            "masked_weights", "report", "save_mask"]

@@ -105,28 +105,28 @@ def check_file(path) -> str:
     return FORMATS[suffix]
 
 
+def _first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def _fail(path, what, exc) -> PruningError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return PruningError(f"cannot read {Path(path).name}: not a valid {what} ({first})")
+    return PruningError(f"cannot read {Path(path).name}: not a valid {what} ({_first_line(exc)})")
 
 
-class _Quiet:
-    """Silence library warnings and log records while a user's file is read (one file at a time:
-    ``warnings.catch_warnings`` is not thread-safe, and this also bounds the memory in use)."""
+_LOADING = threading.RLock()
 
-    _lock = threading.RLock()
 
-    def __enter__(self):
-        self._lock.acquire()
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
+@contextmanager
+def _quiet():
+    """Silence library warnings and log records while a user's file is read; one file at a time
+    (``warnings.catch_warnings`` is not thread-safe, and this bounds the memory in use)."""
+    with _LOADING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.CRITICAL)
-
-    def __exit__(self, *exc):
-        logging.disable(logging.NOTSET)
-        self._warnings.__exit__(*exc)
-        self._lock.release()
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 @contextmanager
@@ -246,7 +246,7 @@ def read_pt2(path):
 
     check_pt2(path)
     try:
-        with _Quiet():
+        with _quiet():
             return torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001
         raise _fail(path, ".pt2 program", exc) from None
@@ -305,12 +305,12 @@ def _keras_model(name, info, path, init_path):
 
     files = {"final": path, **({"init": init_path} if init_path is not None else {})}
     try:
-        with _Quiet():
+        with _quiet():
             return KerasModel(name, info, files)
     except PruningError as exc:
         raise PruningError(str(exc).replace(str(path), Path(path).name)) from None
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = _first_line(exc)
         if "Could not locate" in first or "custom" in first.lower():
             raise PruningError(f"{Path(path).name} uses a custom object, which is refused ({first})") from None
         raise _fail(path, ".keras model", exc) from None
@@ -332,12 +332,12 @@ def check_forward(model) -> None:
     """One forward pass on one blank image of the dataset must give (1, 10) logits."""
     image = np.zeros((1, *DATASETS[model.dataset]["shape"]), np.uint8)
     try:
-        with _Quiet():
+        with _quiet():
             out = model.logits(model.weights("final"), "final", model.prepare(image))
     except PruningError:
         raise
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = _first_line(exc)
         raise PruningError(f"the model cannot run on a {model.dataset} image of shape {image.shape[1:]}: "
                            f"{type(exc).__name__}: {first}") from None
     if tuple(np.shape(out)) != (1, 10):
