@@ -33,9 +33,8 @@ def arguments(name: str, out: str) -> list:
 
 def run(name: str, log=print) -> dict:
     """Write pretrained/<name>/sweep.csv and sweep.json; returns the sweep.json record."""
-    info(name)  # an unknown name raises PruningError
-    from .train_torch import _hardware  # imports torch; the sweep itself imports it anyway
-    import torch
+    framework = info(name)["framework"]  # an unknown name raises PruningError
+    from .train_torch import _hardware
 
     start = time.perf_counter()
     if cli.main(arguments(name, str(ZOO / name / "sweep.csv"))) != 0:
@@ -43,8 +42,11 @@ def run(name: str, log=print) -> dict:
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
               "evaluations": len(STRATEGIES) * len(SPARSITIES) * len(WEIGHTS),
               "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
-              "torch_threads": torch.get_num_threads(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    if framework == "torch":
+        import torch
+
+        record["torch_threads"] = torch.get_num_threads()
     atomic_write(ZOO / name / "sweep.json", lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     if log:
         log(f"{name}: {record['evaluations']} evaluations in {record['wall_time_s']}s")
