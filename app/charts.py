@@ -39,7 +39,7 @@ def accuracy_curve(curves: dict, dense: float, live: dict, control: dict | None 
                             name=point["label"], marker=dict(symbol=symbol, size=16, color=colour,
                                                              line=dict(width=1, color="white")),
                             hovertemplate=f"{100 * point['sparsity']:.2f}% pruned<br>accuracy %{{y:.2%}}<extra></extra>")
-    fig.update_xaxes(type="log", autorange="reversed", title="weights remaining (%, log scale)",
+    fig.update_xaxes(type="log", range=[2.05, -1.1], title="weights remaining (%, log scale)",  # 100% .. 0.1%
                      tickvals=[100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1],
                      ticktext=["100", "50", "20", "10", "5", "2", "1", "0.5", "0.2", "0.1"])
     fig.update_yaxes(title="test accuracy", tickformat=".0%", range=[0, 1.02])
@@ -92,20 +92,21 @@ def first_layer(images: dict) -> go.Figure:
     """Dense: each chosen hidden unit's input mask as an image (white = kept), plus the fraction of
     units keeping each pixel.  Conv: the kept weights of the first filters."""
     if images["kind"] == "dense":
-        panels = [("all units: share kept", images["coverage"])]
-        panels += [(f"unit {u}: {k} kept", m.astype(float)) for u, k, m in
+        coverage = images["coverage"]
+        panels = [(f"all units: share kept (max {coverage.max():.0%})", coverage, float(coverage.max()) or 1.0)]
+        panels += [(f"unit {u}: {k} kept", m.astype(float), 1.0) for u, k, m in
                    zip(images["units"], images["kept"], images["masks"])]
-        colourscale, zmin, zmax = "gray", 0.0, 1.0
+        colourscale, zmin = "gray", 0.0
     else:
-        panels = [(f"filter {u}: {k}/{images['size']} kept", f) for u, k, f in
+        limit = float(np.abs(images["filters"]).max()) or 1.0
+        panels = [(f"filter {u}: {k}/{images['size']} kept", f, limit) for u, k, f in
                   zip(images["units"], images["kept"], images["filters"])]
-        limit = float(max(np.abs(f).max() for _, f in panels)) or 1.0
-        colourscale, zmin, zmax = "RdBu", -limit, limit
+        colourscale, zmin = "RdBu", -limit
     cols = min(len(panels), 5)
     rows = (len(panels) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _, _ in panels],
                         horizontal_spacing=0.01, vertical_spacing=0.08)
-    for i, (_, img) in enumerate(panels):
+    for i, (_, img, zmax) in enumerate(panels):
         img = np.asarray(img, dtype=float)
         if img.ndim == 3:  # RGB filter: show its mean over colour channels
             img = img.mean(axis=-1)

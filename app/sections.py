@@ -76,15 +76,18 @@ def layer_warning(s: Settings):
     """A visible warning when a layer is (nearly) emptied: the network is then cut in two."""
     empty = state.nearly_empty(s)
     if empty:
-        st.warning(f"**{', '.join(empty)}** {'has' if len(empty) == 1 else 'have'} ≥ 99% of weights pruned: the "
-                   "signal barely passes through, so accuracy collapses. Global scope does this to small or "
-                   "low-magnitude layers at high sparsity; try layer scope.", icon="⚠️")
+        hint = (" Global scope can empty a small or low-magnitude layer long before the overall sparsity gets "
+                "there: compare with layer scope." if s.scope == "global" else "")
+        st.warning(f"**{', '.join(empty)}** {'has' if len(empty) == 1 else 'have'} ≥ 99% of {'its' if len(empty) == 1 else 'their'} "
+                   f"weights pruned: the signal barely passes through, so accuracy collapses towards chance.{hint}",
+                   icon="⚠️")
 
 
 def curve(s: Settings, results: dict):
     st.subheader("Accuracy vs sparsity")
     curves = state.curves(s)
-    labels = {s.criterion: s.criterion, "large_final": "large_final (magnitude)", "random": "random (control)"}
+    labels = {s.criterion: s.criterion, "large_final": "large_final (magnitude)", "random": "random (control)",
+              "random_other_scope": "random (control, other scope)"}
     shown = {labels[k]: v for k, v in (curves or {}).items()}
     live = {"sparsity": s.sparsity, "accuracy": results["evaluation"].accuracy, "label": "your mask (live)"}
     control = {"sparsity": s.sparsity, "accuracy": results["random"].accuracy, "label": "random mask (live)"}

@@ -113,7 +113,13 @@ def curves(s: Settings) -> dict | None:
         return None
     scope = resolve_strategy(s.strategy, s.scope)[1]
     names = list(dict.fromkeys([s.criterion, "large_final", "random"]))
-    return inspect.sweep_curves(rows, names, scope, s.granularity, s.weights)
+    found = inspect.sweep_curves(rows, names, scope, s.granularity, s.weights)
+    if found and "random" not in found:  # random is scope-independent in expectation: borrow the other
+        other = [x for x in pruning.SCOPES if x != scope][0]
+        borrowed = inspect.sweep_curves(rows, ["random"], other, s.granularity, s.weights)
+        if borrowed:
+            found["random_other_scope"] = borrowed["random"]
+    return found
 
 
 def keras_export_available() -> bool:
