@@ -110,6 +110,9 @@ def prunable_specs(model) -> dict:
 def to_input(x: np.ndarray, input_shape: tuple) -> np.ndarray:
     """uint8 images (n, h, w) or (n, h, w, c) -> float32 pixel values shaped (n, *input_shape)."""
     x = np.asarray(x)
+    if None in input_shape:  # a variable-size input: at most add the channel axis
+        x = x[..., None] if x.ndim == len(input_shape) else x
+        input_shape = tuple(d if d is not None else x.shape[i + 1] for i, d in enumerate(input_shape))
     try:
         return x.astype(np.float32).reshape((len(x), *input_shape))
     except ValueError:
