@@ -6,7 +6,7 @@ import pruning
 from pruning.criteria import ALIAS_DOCS
 from pruning.inspect import default_limit, fixed_sparsity
 
-from state import Settings, catalogue, model
+from state import Settings, catalogue, model, register_upload, uploaded_rows
 
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -42,16 +42,41 @@ def sorted_models(rows: list) -> list:
                                        _rank(FRAMEWORK_NAMES, r["framework"]), r["name"]))
 
 
+def upload_ui() -> str | None:
+    """Your own model file (and optionally its θ0); its name once it loads, else None."""
+    with st.expander("Use your own model"):
+        final = st.file_uploader("Trained weights: .safetensors, .pt2 or .keras", key="upload_final",
+                                 help="A state dict of a zoo architecture, a torch.export program or a Keras 3 "
+                                      "model. Pickles (.pt, .pth, .pkl) are refused for safety.")
+        init = st.file_uploader("Initial weights θ0 (optional, same format)", key="upload_init")
+        dataset = st.selectbox("It classifies", list(DATASET_NAMES), format_func=DATASET_NAMES.get,
+                               key="upload_dataset")
+        if final is None:
+            return None
+        try:
+            with st.spinner("Checking the file…"):
+                return register_upload(final, init, dataset)
+        except pruning.PruningError as exc:
+            st.error(f"{exc}")
+            return None
+
+
 def model_ui() -> str | None:
-    rows = sorted_models(catalogue())
+    picker = st.container()
+    uploaded = upload_ui()
+    mine = st.session_state.setdefault("uploads", [])
+    if uploaded and uploaded not in mine:  # a new upload: select it
+        mine.append(uploaded)
+        st.session_state.model = uploaded
+    rows = uploaded_rows(mine) + sorted_models(catalogue())
     if not rows:
         st.error("The model zoo is empty: no pretrained/<name>/model.json found.")
         return None
     by_name = {r["name"]: r for r in rows}
-    name = st.selectbox("Model", list(by_name), format_func=lambda n: model_label(by_name[n]), key="model",
-                        help="Grouped by dataset and framework; new zoo models appear by themselves.")
+    name = picker.selectbox("Model", list(by_name), format_func=lambda n: model_label(by_name[n]), key="model",
+                            help="Grouped by dataset and framework; new zoo models appear by themselves.")
     row = by_name[name]
-    st.caption(f"`{name}`: {row['parameters']:,} parameters ({row['prunable']:,} prunable), dense test accuracy "
+    picker.caption(f"`{name}`: {row['parameters']:,} parameters ({row['prunable']:,} prunable), dense test accuracy "
                f"{row['test_accuracy']:.2%}")
     return name
 

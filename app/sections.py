@@ -93,8 +93,8 @@ def curve(s: Settings, results: dict):
     control = {"sparsity": s.sparsity, "accuracy": results["random"].accuracy, "label": "random mask (live)"}
     st.plotly_chart(charts.accuracy_curve(shown, results["dense"].accuracy, live, control), key="curve")
     if curves is None:
-        st.info(f"No precomputed sweep for {s.model} yet (pretrained/{s.model}/sweep.csv): only the live points "
-                "are shown.")
+        where = "uploaded models" if s.model.startswith(state.UPLOAD) else f"{s.model} yet (pretrained/{s.model}/sweep.csv)"
+        st.info(f"No precomputed sweep for {where}: only the live points are shown.")
     elif not curves:
         st.info(f"The precomputed sweep has no curves for {s.scope} scope, {s.granularity} granularity on "
                 f"{WEIGHT_LABELS[s.weights]}; only the live points are shown.")
@@ -157,7 +157,7 @@ def predictions_tab(s: Settings):
 
 def export_tab(s: Settings, accuracy: float, n: int):
     m = state.model(s.model)
-    stem = f"{s.model}-{s.strategy}-{s.scope}-{s.granularity.replace(':', 'of')}-{s.sparsity * 100:.2f}"
+    stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{s.granularity.replace(':', 'of')}-{s.sparsity * 100:.2f}"
     st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
     cols = st.columns(3)
     cols[0].download_button("Mask (.npz + metadata)", lambda: state.mask_npz(s), f"{stem}.npz",

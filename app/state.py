@@ -5,6 +5,7 @@ Models and data are shared resources (``st.cache_resource``; never mutated); res
 seen costs nothing and each browser session only keeps its own settings in its widgets.
 """
 
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -39,8 +40,43 @@ def catalogue() -> list:
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def model(name: str):
+def _zoo_model(name: str):
     return pruning.load_model(name)
+
+
+UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of the files and dataset
+MAX_UPLOADS = 8
+_uploads: dict = {}  # name -> (model, catalogue row); the same bytes give the same, shared model
+
+
+def model(name: str):
+    """A zoo model, or a model uploaded in this process (read-only, shared)."""
+    if name.startswith(UPLOAD):
+        if name not in _uploads:
+            raise pruning.PruningError("this uploaded model is no longer in memory: upload it again")
+        return _uploads[name][0]
+    return _zoo_model(name)
+
+
+def register_upload(final, init, dataset: str) -> str:
+    """Check and load an uploaded model file (and optional θ0 file); its name for ``Settings``.
+    Raises PruningError (one line) for a refused or broken file."""
+    digest = hashlib.sha256(final.getvalue() + (init.getvalue() if init else b"-") + dataset.encode()).hexdigest()
+    name = UPLOAD + digest[:12]
+    if name not in _uploads:
+        m = pruning.load_upload(final, dataset, init)
+        total, prunable = inspect.parameter_count(m)
+        row = {"name": name, "framework": m.framework, "dataset": dataset, "architecture": f"your {m.name}",
+               "parameters": total, "prunable": prunable, "test_accuracy": pruning.evaluate(m).accuracy}
+        _uploads[name] = (m, row)
+        while len(_uploads) > MAX_UPLOADS:
+            _uploads.pop(next(iter(_uploads)))
+    return name
+
+
+def uploaded_rows(names: list) -> list:
+    """Catalogue rows of the uploaded models still in memory, in ``names`` order."""
+    return [_uploads[n][1] for n in names if n in _uploads]
 
 
 @st.cache_resource(show_spinner=False)

@@ -29,6 +29,14 @@ def default_limit(dataset: str, device: str) -> int | None:
     return None if dataset in ("mnist", "fashion_mnist") or str(device).startswith("cuda") else 2000
 
 
+def parameter_count(model) -> tuple:
+    """(total, prunable) parameters: from a zoo model's model.json, else counted from θf."""
+    recorded = model.info.get("parameters") or {}
+    prunable = sum(spec.size for spec in model.specs.values())
+    total = recorded.get("total") or sum(int(np.size(a)) for a in model.states["final"].values())
+    return int(max(total, prunable)), int(prunable)
+
+
 def model_size(model, mask: dict) -> dict:
     """Bytes to store the model dense vs sparse (non-prunable parameters are stored dense in all).
 
@@ -37,8 +45,7 @@ def model_size(model, mask: dict) -> dict:
     csr      per tensor, rows = output units: kept values (float32) + column indices (int32)
              + row pointers (int32, rows + 1).
     """
-    total = int(model.info["parameters"]["total"])
-    prunable = sum(int(keep.size) for keep in mask.values())
+    total, prunable = parameter_count(model)
     rest = (total - prunable) * 4
     kept = sum(int(np.count_nonzero(keep)) for keep in mask.values())
     bits = sum((int(keep.size) + 7) // 8 for keep in mask.values())

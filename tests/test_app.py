@@ -191,3 +191,20 @@ def test_keras_model_and_its_export(tmp_path):
 
     reloaded = load_file_model(path, "mnist")
     assert pruning.evaluate(reloaded).accuracy == pytest.approx(state.evaluation(s).accuracy, abs=1e-4)
+
+
+def test_upload_your_own_model_and_a_refused_pickle(at):
+    zoo = Path(pruning.__file__).resolve().parent.parent / "pretrained" / MODEL
+    at.sidebar.file_uploader(key="upload_final").upload("mine.safetensors", (zoo / "final.safetensors").read_bytes())
+    at.sidebar.file_uploader(key="upload_init").upload("mine-init.safetensors", (zoo / "init.safetensors").read_bytes())
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    assert at.session_state["model"].startswith("upload:")
+    picker = at.sidebar.selectbox(key="model")
+    assert "your mine.safetensors" in picker.format_func(picker.value)
+    assert headline(at) == pytest.approx(engine_accuracy(0.896), abs=1e-4)  # the same weights as the zoo model
+    at.sidebar.radio(key="weights").set_value("init").run()
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, weights="init"), abs=1e-4)
+    at.sidebar.file_uploader(key="upload_final").set_value(("model.pt", b"\x80\x04\x95" + b"\x00" * 64, "x")).run()
+    assert not at.exception
+    assert "pickle" in at.sidebar.error[0].value.lower()
