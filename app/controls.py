@@ -50,7 +50,7 @@ def upload_ui() -> str | None:
                                       "model. Pickles (.pt, .pth, .pkl) are refused for safety.")
         init = st.file_uploader("Initial weights θ0 (optional, same format)", key="upload_init")
         dataset = st.selectbox("It classifies", list(DATASET_NAMES), format_func=DATASET_NAMES.get,
-                               key="upload_dataset")
+                               key="upload_dataset", persist_state="session")
         if final is None:
             return None
         try:
@@ -74,7 +74,7 @@ def model_ui() -> str | None:
         return None
     by_name = {r["name"]: r for r in rows}
     name = picker.selectbox("Model", list(by_name), format_func=lambda n: model_label(by_name[n]), key="model",
-                            help="Grouped by dataset and framework; new zoo models appear by themselves.")
+                            persist_state="session", help="Grouped by dataset and framework; new zoo models appear by themselves.")
     row = by_name[name]
     picker.caption(f"`{name}`: {row['parameters']:,} parameters ({row['prunable']:,} prunable), dense test accuracy "
                f"{row['test_accuracy']:.2%}")
@@ -83,7 +83,7 @@ def model_ui() -> str | None:
 
 def criterion_ui() -> str:
     names = [*pruning.CRITERIA, *pruning.ALIASES]
-    strategy = st.selectbox("Criterion", names, key="strategy",
+    strategy = st.selectbox("Criterion", names, key="strategy", persist_state="session",
                             help="How each weight is scored; the lowest scores are pruned first.")
     st.caption(pruning.CRITERIA[strategy].doc if strategy in pruning.CRITERIA else ALIAS_DOCS[strategy])
     return strategy
@@ -97,17 +97,18 @@ def scope_ui(strategy: str) -> str:
                  key=f"scope_fixed_{fixed}", help=help_text)
         st.caption(f"`{strategy}` fixes the scope to {fixed}.")
         return fixed
-    return st.radio("Scope", pruning.SCOPES, horizontal=True, key="scope", help=help_text)
+    return st.radio("Scope", pruning.SCOPES, horizontal=True, key="scope", persist_state="session", help=help_text)
 
 
 def granularity_ui() -> str | None:
     """"weight", "unit" or an N:M pattern such as "2:4"; None (with a message) for a bad pattern."""
-    kind = st.radio("Granularity", GRANULARITIES, horizontal=True, key="granularity",
+    kind = st.radio("Granularity", GRANULARITIES, horizontal=True, key="granularity", persist_state="session",
                     help="weight: any single weight; unit: whole neurons / filters; N:M: keep N of every M "
                          "consecutive weights (hardware-friendly; fixes the sparsity).")
     if kind != "N:M":
         return kind
-    pattern = st.text_input("N:M pattern", "2:4", key="nm", help="e.g. 2:4 keeps 2 of every 4 weights (50% sparse)")
+    pattern = st.text_input("N:M pattern", "2:4", key="nm", persist_state="session",
+                            help="e.g. 2:4 keeps 2 of every 4 weights (50% sparse)")
     try:
         fixed_sparsity(pattern)
     except pruning.PruningError as exc:
@@ -118,7 +119,7 @@ def granularity_ui() -> str | None:
 
 def weights_ui(available: list) -> str:
     return st.radio("Mask applied to", available, format_func=WEIGHT_LABELS.get, key="weights",
-                    help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
+                    persist_state="session", help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
                          "Zhou et al. 2019) or sign(θ0) × the layer's θ0 std (signed constant).")
 
 
@@ -139,11 +140,12 @@ def sparsity_ui(fixed: float | None) -> float:
     presets, kept in sync through session state.  ``fixed``: the sparsity an N:M pattern imposes."""
     st.session_state.setdefault("sparsity_pct", 89.6)
     st.session_state.setdefault("sparsity_slider", 89.6)
-    st.select_slider("Prune (% of weights)", GRID, key="sparsity_slider", on_change=_slider_moved,
+    st.select_slider("Prune (% of weights)", GRID, key="sparsity_slider", persist_state="session",
+                     on_change=_slider_moved,
                      format_func=lambda p: f"{p:g}%", disabled=fixed is not None,
                      help="Finer steps above 90%: 0.1 up to 99%, then 0.01.")
     st.number_input("exact %", min_value=0.0, max_value=99.9, step=0.01, format="%.2f", key="sparsity_pct",
-                    on_change=_number_typed, disabled=fixed is not None, label_visibility="collapsed")
+                    persist_state="session", on_change=_number_typed, disabled=fixed is not None, label_visibility="collapsed")
     cols = st.columns(2) * 2
     for col, p in zip(cols, PRESETS):
         col.button(f"{p:g}%", key=f"preset_{p}", on_click=_preset, args=(p,), disabled=fixed is not None,
@@ -161,7 +163,7 @@ def limit_ui(dataset: str, device: str) -> int | None:
              1000: "1,000 (stratified)", 500: "500 (stratified)"}
     key = f"limit_{dataset}_{device}"  # a per-dataset default, remembered per session
     limit = st.selectbox("Evaluation images", options, index=options.index(default or 0), format_func=label.get,
-                         key=key, help="A class-stratified subset keeps CIFAR-10 fast on a CPU.")
+                         key=key, persist_state="session", help="A class-stratified subset keeps CIFAR-10 fast on a CPU.")
     return limit or None
 
 

@@ -127,11 +127,18 @@ def test_tabs_render(at):
     assert len(at.get("download_button")) == 3
 
 
-def test_guided_tour_renders(at):
+def test_guided_tour_renders_and_settings_survive_the_visit(at):
+    at.sidebar.radio(key="scope").set_value("global").run()
     at.switch_page("tour.py").run()
     assert not at.exception
     assert len(at.header) >= 4
     assert "%" in at.markdown[0].value
+    # the explorer is a callable page, which AppTest.switch_page cannot name: use its registered hash
+    explorer = [h for h, info in at._registered_pages.items() if not info.get("script_path")]
+    at._page_hash = explorer[0]
+    at.run()
+    assert at.sidebar.radio(key="scope").value == "global"
+    assert headline(at) == pytest.approx(engine_accuracy(0.896, scope="global"), abs=1e-4)
 
 
 def test_export_reloads_to_the_same_mask_and_accuracy():
