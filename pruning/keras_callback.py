@@ -8,11 +8,10 @@ again after every training batch, so an optimizer step never revives a pruned we
 are the engine's Keras tensor names (``fc1/kernel``; ``block/dense/kernel`` inside a sub-model).
 """
 
-import keras
 import numpy as np
 
 from .errors import PruningError
-from .keras_model import named_variables
+from .keras_model import keras, named_variables
 
 
 class MaskCallback(keras.callbacks.Callback):

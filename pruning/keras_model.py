@@ -20,15 +20,36 @@ Prunable kernels and their canonical layout (out, in, *spatial), as ``TensorSpec
 Biases, normalisation and every other variable are not pruned.
 """
 
+from contextlib import contextmanager
+import os
 import threading
 import zipfile
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from .errors import PruningError
 from .selection import TensorSpec
+
+
+@contextmanager
+def _quiet_stderr():
+    """TensorFlow's C++ start-up chatter (CUDA probing, CPU features) goes to file descriptor 2
+    before its log level applies; hide it so the command line's errors stay one line."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved), os.close(devnull)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with _quiet_stderr():
+    import keras
+    import tensorflow as tf
+
+    DEVICE = "/GPU:0" if tf.config.list_physical_devices("GPU") else "cpu"
 
 L = keras.layers
 _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
@@ -38,7 +59,7 @@ _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
 
 
 def device() -> str:
-    return "/GPU:0" if tf.config.list_physical_devices("GPU") else "cpu"
+    return DEVICE
 
 
 def load(path) -> keras.Model:

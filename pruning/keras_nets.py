@@ -8,8 +8,10 @@ channels-first order (``Permute``), so a twin is a pure layout change: a Dense k
 transposed ``nn.Linear`` weight, a Conv2D kernel the ``nn.Conv2d`` weight permuted (2, 3, 1, 0).
 """
 
-import keras
-from keras import layers
+from . import keras_model  # noqa: F401  (imports TensorFlow quietly)
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 
 def normalize(preprocessing: dict, channels: int) -> layers.Rescaling:

@@ -9,13 +9,11 @@ import os
 import platform
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from . import data
 from .io import sha256
-from .keras_model import named_variables, prunable_specs
+from .keras_model import keras, named_variables, prunable_specs, tf
 from .keras_nets import build
 from .recipes import RECIPES
 from .zoo import ZOO

@@ -112,6 +112,7 @@ def test_cli_evaluate_json_in_a_real_process():
                            "--sparsity", "0.9", "--weights", "init", "--limit", "500", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", "TensorFlow's start-up chatter must not reach the terminal"
     row = json.loads(proc.stdout)
     assert row["model"] == NAME and row["n"] == 500 and row["sparsity"] == pytest.approx(0.9, abs=1e-6)
     assert [layer["name"] for layer in row["layers"]] == ["fc1/kernel", "fc2/kernel", "fc3/kernel"]
