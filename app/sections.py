@@ -26,7 +26,7 @@ def errors_shown():
 
 def header(s: Settings):
     st.title("Pruning explorer")
-    st.caption(f"**{s.model}** · {s.strategy} · {s.scope} scope · {s.granularity} granularity · "
+    st.caption(f"**{state.display_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} granularity · "
                f"{s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
 
 
@@ -39,7 +39,7 @@ def metrics(s: Settings) -> dict | None:
     top = st.columns(4)
     ev = state.evaluation(s)  # first, so that the headline number shows as early as possible
     base = state.dense(s.model, s.weights, s.limit)
-    top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy), f"{ev.accuracy - base.accuracy:+.2%} vs dense",
+    top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy), f"{ev.accuracy - base.accuracy:+.2%} vs {'dense' if s.weights == 'final' else 'unpruned'}",
                   help="Test accuracy of the pruned model; the change is against the same weights unpruned.")
     rand = state.evaluation(s, strategy="random")
     top[1].metric("Random mask, same sparsity", _pct(rand.accuracy), f"{rand.accuracy - ev.accuracy:+.2%} vs criterion",

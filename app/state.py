@@ -74,6 +74,11 @@ def register_upload(final, init, dataset: str) -> str:
     return name
 
 
+def display_name(name: str) -> str:
+    """The zoo name, or "your <file name>" for an uploaded model."""
+    return _uploads[name][1]["architecture"] if name in _uploads else name
+
+
 def uploaded_rows(names: list) -> list:
     """Catalogue rows of the uploaded models still in memory, in ``names`` order."""
     return [_uploads[n][1] for n in names if n in _uploads]
