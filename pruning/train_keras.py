@@ -12,18 +12,21 @@ import time
 import numpy as np
 
 from . import data
+from .errors import PruningError
 from .io import sha256
+from .keras_callback import MaskCallback
 from .keras_model import keras, named_variables, prunable_specs, tf
 from .keras_nets import build
 from .recipes import RECIPES
 from .zoo import ZOO
 
 
-def torch_initial_state(torch_name: str) -> dict:
+def torch_initial_state(torch_name: str, seed: int | None = None) -> dict:
     """θ0 of a PyTorch zoo model as numpy arrays, state_dict names (deterministic from its seed)."""
     from .train_torch import initial_module
 
-    return {k: v.detach().cpu().numpy() for k, v in initial_module(RECIPES[torch_name]).state_dict().items()}
+    recipe = RECIPES[torch_name] | ({} if seed is None else {"seed": seed})
+    return {k: v.detach().cpu().numpy() for k, v in initial_module(recipe).state_dict().items()}
 
 
 def load_torch_state(model: keras.Model, state: dict) -> None:
@@ -44,7 +47,7 @@ def initial_model(recipe: dict) -> keras.Model:
     keras.utils.set_random_seed(recipe["seed"])
     model = build(recipe, "glorot_uniform" if recipe["init"] == "glorot_uniform" else "glorot_normal")
     if recipe.get("twin"):
-        load_torch_state(model, torch_initial_state(recipe["twin"]))
+        load_torch_state(model, torch_initial_state(recipe["twin"], recipe["seed"]))
     return model
 
 
@@ -119,6 +122,71 @@ def train_zoo_model(name: str, log=print) -> dict:
     if log:
         log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
     return info
+
+
+# --- training in the loop (the Keras backend of retrain.py; same interface as train_torch) -------
+
+def start_state(model, rewind: str, seed: int = 0) -> dict:
+    """The full state to train from: a stored weight set, or ``random``: a fresh initialisation
+    from another seed (for a twin, the PyTorch twin's control, converted: the same numbers)."""
+    if rewind != "random":
+        return model.states[rewind]
+    if model.name not in RECIPES:
+        raise PruningError(f"model {model.name!r} has no recipe, so it has no random re-initialisation")
+    net = initial_model({**RECIPES[model.name], "seed": 10_000 + seed})
+    return {k: v.numpy() for k, v in named_variables(net).items()}
+
+
+class _Masking(MaskCallback):
+    """MaskCallback whose mask a schedule may replace after any step, with per-epoch accuracy."""
+
+    def __init__(self, mask, update, current, x_test, y_test, on_epoch):
+        super().__init__(mask)
+        self.update, self.current, self.on_epoch = update, current, on_epoch
+        self.x_test, self.y_test, self.step, self.history = x_test, y_test, 0, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.update:
+            new = self.update(self.step, self.current)
+            if new is not None:
+                self.mask, self._pairs = {n: np.asarray(k, dtype=bool) for n, k in new.items()}, None
+        self.apply()
+
+    def on_epoch_end(self, epoch, logs=None):
+        kept = sum(int(k.sum()) for k in self.mask.values())
+        total = sum(k.size for k in self.mask.values())
+        self.history.append({"epoch": epoch + 1, "loss": float(logs["loss"]),
+                             "accuracy": accuracy(self.model, self.x_test, self.y_test), "sparsity": 1 - kept / total})
+        if self.on_epoch:
+            self.on_epoch(self.history[-1])
+
+
+def train_masked(model, state: dict, mask: dict, *, epochs: int, seed: int = 0, limit=None,
+                 update=None, on_epoch=None) -> tuple:
+    """Train a copy of ``model``'s network from ``state`` with the pruned weights held at exactly zero.
+
+    update(step, current) -> new mask or None is called after every optimiser step (schedules);
+    ``current()`` gives the prunable weights as numpy.  on_epoch(record) gets {"epoch", "loss",
+    "accuracy", "sparsity"} after every epoch.  Returns (trained prunable weights, history).
+    """
+    recipe = RECIPES.get(model.name, {"lr": 1.2e-3, "batch_size": 60})
+    net = model.to_keras(state, "final")  # a private copy set to ``state``: the loaded model is untouched
+    variables = named_variables(net)
+
+    def current():
+        return {name: variables[name].numpy() for name in model.specs}
+
+    x, y = data.load(model.dataset, "train")
+    x, y = (x[:limit], y[:limit]) if limit else (x, y)
+    x_test, y_test = data.load(model.dataset, "test")
+    callback = _Masking(mask, update, current, x_test, y_test, on_epoch)
+    keras.utils.set_random_seed(seed)
+    optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
+    net.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=recipe["batch_size"], epochs=epochs,
+            shuffle=True, verbose=0, callbacks=[callback])
+    return {name: variables[name].numpy().copy() for name in model.specs}, callback.history
 
 
 def _hardware() -> str:

@@ -2,10 +2,12 @@
 run writes every file and model.json field the zoo expects (no full training here)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+import pruning
 from pruning import data, train_keras
 from pruning.io import sha256
 from pruning.keras_model import load, named_variables
@@ -54,3 +56,33 @@ def test_miniature_training_run_writes_the_zoo_files(tmp_path, monkeypatch):
     init = named_variables(load(out / "init.keras"))["fc1/kernel"].numpy()
     torch_init = train_keras.torch_initial_state("mnist-lenet300-torch")["fc1.weight"]
     np.testing.assert_array_equal(init, torch_init.T)  # θ0 shared exactly with the PyTorch twin
+
+
+def test_random_control_is_the_torch_twins_converted():
+    from pruning import train_torch
+
+    keras_model, torch_model = pruning.load_model("mnist-lenet300-keras"), pruning.load_model("mnist-lenet300-torch")
+    ours, theirs = train_keras.start_state(keras_model, "random", 3), train_torch.start_state(torch_model, "random", 3)
+    np.testing.assert_array_equal(ours["fc2/kernel"], theirs["fc2.weight"].T)
+    assert not np.array_equal(ours["fc2/kernel"], keras_model.states["init"]["fc2/kernel"])
+    assert train_keras.start_state(keras_model, "early") is keras_model.states["early"]
+
+
+needs_data = pytest.mark.skipif(not os.environ.get(data.ENV), reason=f"needs the MNIST training split: set {data.ENV}")
+
+
+@needs_data
+def test_retraining_in_the_loop_keeps_pruned_weights_zero(monkeypatch):
+    from pruning import retrain
+
+    monkeypatch.setattr(retrain, "_backend", lambda model: train_keras)  # until retrain.py dispatches Keras itself
+    model = pruning.load_model("mnist-lenet300-keras")
+    mask = pruning.compute_mask(model, "large_final", 0.9, scope="global")
+    run = retrain.retrain(model, mask, rewind="init", epochs=1, limit=600)
+    for name, keep in mask.items():
+        assert np.all(run.weights[name][~keep] == 0) and np.count_nonzero(run.weights[name][keep]) == keep.sum()
+    assert run.accuracy > pruning.evaluate(model, mask, "init").accuracy + 0.2
+    run = retrain.gradual(model, initial=0.5, final=0.8, epochs=1, limit=600, frequency=2)
+    assert run.mask.sparsity == pytest.approx(0.8, abs=1e-6) and run.history[-1]["sparsity"] == run.mask.sparsity
+    for name, keep in run.mask.items():
+        assert np.all(run.weights[name][~keep] == 0)
