@@ -29,11 +29,32 @@ def run(model, setting):
     return mask, result
 
 
-@pytest.mark.parametrize("name", ["mnist-lenet300-torch", "mnist-lenet300-keras"])
-def test_eight_threads_equal_one_after_another(name):
-    if name not in zoo.names():
+def uploaded_pt2(directory):
+    """mnist-lenet300-torch's θ0 and θf as two torch.export programs (a bring-your-own model)."""
+    import torch
+
+    from pruning.torch_model import build
+
+    zoo_model = pruning.load_model("mnist-lenet300-torch")
+    paths = {}
+    for which in ("final", "init"):
+        module = build(zoo_model.info).eval()
+        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in zoo_model.states[which].items()})
+        program = torch.export.export(module, (torch.rand(2, 1, 28, 28),),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(program, str(directory / f"{which}.pt2"))
+        paths[which] = directory / f"{which}.pt2"
+    return pruning.load_file_model(paths["final"], "mnist", paths["init"])
+
+
+@pytest.mark.parametrize("name", ["mnist-lenet300-torch", "mnist-lenet300-keras", "uploaded .pt2"])
+def test_eight_threads_equal_one_after_another(name, tmp_path):
+    if name == "uploaded .pt2":
+        model = uploaded_pt2(tmp_path)
+    elif name not in zoo.names():
         pytest.skip(f"{name} is not in the zoo")
-    model = pruning.load_model(name)
+    else:
+        model = pruning.load_model(name)
     before = {k: v.copy() for k, v in model.states["final"].items()}
     expected = [run(model, s) for s in SETTINGS]
     pruning.prune.ranking.cache_clear()  # the threads also race to fill the shared caches
@@ -50,3 +71,6 @@ def test_eight_threads_equal_one_after_another(name):
         assert result.accuracy == result2.accuracy, setting
         assert np.array_equal(result.predictions, result2.predictions), setting
     assert all(np.array_equal(before[k], model.states["final"][k]) for k in before)  # nothing was mutated
+    if name == "uploaded .pt2":  # the same network as the zoo model, evaluated through torch.export
+        twin = pruning.load_model("mnist-lenet300-torch")
+        assert [r.accuracy for _, r in expected] == [run(twin, s)[1].accuracy for s in SETTINGS]
