@@ -38,7 +38,8 @@ def accuracy_curve(curves: dict, dense: float, live: dict, control: dict | None 
             fig.add_scatter(x=_remaining([point["sparsity"]]), y=[point["accuracy"]], mode="markers",
                             name=point["label"], marker=dict(symbol=symbol, size=16, color=colour,
                                                              line=dict(width=1, color="white")),
-                            hovertemplate=f"{100 * point['sparsity']:.2f}% pruned<br>accuracy %{{y:.2%}}<extra></extra>")
+                            hovertemplate=f"{100 * point['sparsity']:.2f}% pruned<br>"
+                                          "accuracy %{y:.2%}<extra></extra>")
     fig.update_xaxes(type="log", range=[2.05, -1.1], title="weights remaining (%, log scale)",  # 100% .. 0.1%
                      tickvals=[100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1],
                      ticktext=["100", "50", "20", "10", "5", "2", "1", "0.5", "0.2", "0.1"])

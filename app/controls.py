@@ -10,6 +10,7 @@ from state import Settings, catalogue, model, register_upload, uploaded_rows
 
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+SHORT_NAMES = {**DATASET_NAMES, "fashion_mnist": "Fashion"}  # for the narrow model picker
 FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 WEIGHT_LABELS = {"final": "trained θf", "init": "initial θ0 (supermask)", "signed-constant": "signed constant"}
 GRANULARITIES = ("weight", "unit", "N:M")
@@ -32,8 +33,10 @@ def _rank(order: dict, key: str) -> int:
 def model_label(row: dict) -> str:
     """e.g. "MNIST · PyTorch · lenet300 · 267k · 98.1%" (dataset, framework, architecture,
     parameters, dense test accuracy)."""
-    return (f"{DATASET_NAMES.get(row['dataset'], row['dataset'])} · {FRAMEWORK_NAMES.get(row['framework'], row['framework'])}"
-            f" · {row['architecture']} · {row['parameters'] / 1000:,.0f}k · {row['test_accuracy']:.1%}")
+    dataset = SHORT_NAMES.get(row["dataset"], row["dataset"])
+    framework = FRAMEWORK_NAMES.get(row["framework"], row["framework"])
+    return (f"{dataset} · {framework} · {row['architecture']} · {row['parameters'] / 1000:,.0f}k"
+            f" · {row['test_accuracy']:.1%}")
 
 
 def sorted_models(rows: list) -> list:
@@ -74,7 +77,8 @@ def model_ui() -> str | None:
         return None
     by_name = {r["name"]: r for r in rows}
     name = picker.selectbox("Model", list(by_name), format_func=lambda n: model_label(by_name[n]), key="model",
-                            persist_state="session", help="Grouped by dataset and framework; new zoo models appear by themselves.")
+                            persist_state="session",
+                            help="Grouped by dataset and framework; new zoo models appear by themselves.")
     row = by_name[name]
     picker.caption(f"`{name}`: {row['parameters']:,} parameters ({row['prunable']:,} prunable), dense test accuracy "
                f"{row['test_accuracy']:.2%}")
@@ -119,7 +123,8 @@ def granularity_ui() -> str | None:
 
 def weights_ui(available: list) -> str:
     return st.radio("Mask applied to", available, format_func=WEIGHT_LABELS.get, key="weights",
-                    persist_state="session", help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
+                    persist_state="session",
+                    help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
                          "Zhou et al. 2019) or sign(θ0) × the layer's θ0 std (signed constant).")
 
 
@@ -145,7 +150,8 @@ def sparsity_ui(fixed: float | None) -> float:
                      format_func=lambda p: f"{p:g}%", disabled=fixed is not None,
                      help="Finer steps above 90%: 0.1 up to 99%, then 0.01.")
     st.number_input("exact %", min_value=0.0, max_value=99.9, step=0.01, format="%.2f", key="sparsity_pct",
-                    persist_state="session", on_change=_number_typed, disabled=fixed is not None, label_visibility="collapsed")
+                    persist_state="session", on_change=_number_typed, disabled=fixed is not None,
+                    label_visibility="collapsed")
     cols = st.columns(2) * 2
     for col, p in zip(cols, PRESETS):
         col.button(f"{p:g}%", key=f"preset_{p}", on_click=_preset, args=(p,), disabled=fixed is not None,
@@ -163,7 +169,8 @@ def limit_ui(dataset: str, device: str) -> int | None:
              1000: "1,000 (stratified)", 500: "500 (stratified)"}
     key = f"limit_{dataset}_{device}"  # a per-dataset default, remembered per session
     limit = st.selectbox("Evaluation images", options, index=options.index(default or 0), format_func=label.get,
-                         key=key, persist_state="session", help="A class-stratified subset keeps CIFAR-10 fast on a CPU.")
+                         key=key, persist_state="session",
+                         help="A class-stratified subset keeps CIFAR-10 fast on a CPU.")
     return limit or None
 
 

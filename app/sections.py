@@ -26,32 +26,45 @@ def errors_shown():
 
 def header(s: Settings):
     st.title("Pruning explorer")
-    st.caption(f"**{state.display_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} granularity · "
-               f"{s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
+    st.caption(f"**{state.display_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} "
+               f"granularity · {s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
 
 
 def _pct(x: float) -> str:
     return f"{x:.2%}"
 
 
-def metrics(s: Settings) -> dict | None:
-    """The headline numbers; returns the selected and random-control evaluations for the chart."""
+def _change(new: float, old: float, against: str) -> str:
+    return f"{new - old:+.2%} vs {against}"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:,.2f} MB"
+
+
+SIZE_HELP = ("Dense: every parameter as float32. Bitmask: 1 bit per prunable weight + kept values as float32. "
+             "CSR: kept values (float32) + column indices (int32) + row pointers. Biases and other non-prunable "
+             "parameters are stored dense in all three.")
+
+
+def metrics(s: Settings) -> dict:
+    """The headline numbers; returns the selected, random-control and dense evaluations."""
     top = st.columns(4)
     ev = state.evaluation(s)  # first, so that the headline number shows as early as possible
     base = state.dense(s.model, s.weights, s.limit)
-    top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy), f"{ev.accuracy - base.accuracy:+.2%} vs {'dense' if s.weights == 'final' else 'unpruned'}",
+    against = "dense" if s.weights == "final" else "unpruned"
+    top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy),
+                  _change(ev.accuracy, base.accuracy, against),
                   help="Test accuracy of the pruned model; the change is against the same weights unpruned.")
     rand = state.evaluation(s, strategy="random")
-    top[1].metric("Random mask, same sparsity", _pct(rand.accuracy), f"{rand.accuracy - ev.accuracy:+.2%} vs criterion",
+    top[1].metric("Random mask, same sparsity", _pct(rand.accuracy), _change(rand.accuracy, ev.accuracy, "criterion"),
                   help="The control: a seeded random mask with the same scope, granularity and sparsity.")
     rep, size = state.report(s), state.size(s)
     top[2].metric("Weights remaining", f"{rep['kept']:,}", f"{rep['kept'] / rep['total']:.2%} of {rep['total']:,}",
                   delta_color="off", delta_arrow="off")
-    top[3].metric("Model size (bitmask + values)", _kb(size["bitmask"]), f"dense {_kb(size['dense'])} · CSR {_kb(size['csr'])}",
-                  delta_color="off", delta_arrow="off",
-                  help="Dense: every parameter as float32. Bitmask: 1 bit per prunable weight + kept values as "
-                       "float32. CSR: kept values (float32) + column indices (int32) + row pointers. "
-                       "Biases and other non-prunable parameters are stored dense in all three.")
+    top[3].metric("Model size (bitmask + values)", _kb(size["bitmask"]),
+                  f"dense {_kb(size['dense'])} · CSR {_kb(size['csr'])}", delta_color="off", delta_arrow="off",
+                  help=SIZE_HELP)
     st.markdown("**The same mask on three weight sets** — does the mask alone carry what the network learned?")
     row = st.columns(4)
     for col, weights in zip(row, pruning.WEIGHT_SETS):
@@ -60,16 +73,13 @@ def metrics(s: Settings) -> dict | None:
             continue
         e, d = state.evaluation(s, weights), state.dense(s.model, weights, s.limit)
         col.metric(WEIGHT_LABELS[weights] + (" ✓" if weights == s.weights else ""), _pct(e.accuracy),
-                   f"{e.accuracy - d.accuracy:+.2%} vs unpruned", border=weights == s.weights)
-    dense_final = state.dense(s.model, "final", s.limit)
-    row[3].metric("Dense trained model", _pct(dense_final.accuracy), help="No pruning, trained weights θf.")
-    st.caption(f"Evaluated on {ev.n:,} test images{' (class-stratified subset)' if s.limit else ''} · device "
-               f"{ev.device} · {ev.seconds * 1000:.0f} ms per evaluation. Chance level is 10%.")
+                   _change(e.accuracy, d.accuracy, "unpruned"), border=weights == s.weights)
+    row[3].metric("Dense trained model", _pct(state.dense(s.model, "final", s.limit).accuracy),
+                  help="No pruning, trained weights θf.")
+    subset = " (class-stratified subset)" if s.limit else ""
+    st.caption(f"Evaluated on {ev.n:,} test images{subset} · device {ev.device} · {ev.seconds * 1000:.0f} ms per "
+               "evaluation. Chance level is 10%.")
     return {"evaluation": ev, "random": rand, "dense": base}
-
-
-def _kb(n: int) -> str:
-    return f"{n / 1024:,.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:,.2f} MB"
 
 
 def layer_warning(s: Settings):
@@ -78,9 +88,9 @@ def layer_warning(s: Settings):
     if empty:
         hint = (" Global scope can empty a small or low-magnitude layer long before the overall sparsity gets "
                 "there: compare with layer scope." if s.scope == "global" else "")
-        st.warning(f"**{', '.join(empty)}** {'has' if len(empty) == 1 else 'have'} ≥ 99% of {'its' if len(empty) == 1 else 'their'} "
-                   f"weights pruned: the signal barely passes through, so accuracy collapses towards chance.{hint}",
-                   icon="⚠️")
+        has, its = ("has", "its") if len(empty) == 1 else ("have", "their")
+        st.warning(f"**{', '.join(empty)}** {has} ≥ 99% of {its} weights pruned: the signal barely passes "
+                   f"through, so accuracy collapses towards chance.{hint}", icon="⚠️")
 
 
 def curve(s: Settings, results: dict):
@@ -93,7 +103,8 @@ def curve(s: Settings, results: dict):
     control = {"sparsity": s.sparsity, "accuracy": results["random"].accuracy, "label": "random mask (live)"}
     st.plotly_chart(charts.accuracy_curve(shown, results["dense"].accuracy, live, control), key="curve")
     if curves is None:
-        where = "uploaded models" if s.model.startswith(state.UPLOAD) else f"{s.model} yet (pretrained/{s.model}/sweep.csv)"
+        where = ("uploaded models" if s.model.startswith(state.UPLOAD)
+                 else f"{s.model} yet (pretrained/{s.model}/sweep.csv)")
         st.info(f"No precomputed sweep for {where}: only the live points are shown.")
     elif not curves:
         st.info(f"The precomputed sweep has no curves for {s.scope} scope, {s.granularity} granularity on "
@@ -157,7 +168,8 @@ def predictions_tab(s: Settings):
 
 def export_tab(s: Settings, accuracy: float, n: int):
     m = state.model(s.model)
-    stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{s.granularity.replace(':', 'of')}-{s.sparsity * 100:.2f}"
+    granularity = s.granularity.replace(":", "of")
+    stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{granularity}-{s.sparsity * 100:.2f}"
     st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
     cols = st.columns(3)
     cols[0].download_button("Mask (.npz + metadata)", lambda: state.mask_npz(s), f"{stem}.npz",
@@ -169,11 +181,14 @@ def export_tab(s: Settings, accuracy: float, n: int):
         cols[1].download_button("Pruned Keras model (.keras)", lambda: state.keras_model(s), f"{stem}.keras",
                                 "application/octet-stream", key="dl_keras", on_click="ignore")
         if s.weights != "final":
-            cols[1].caption(f"The Keras model holds the trained weights × mask ({state.evaluation(s, 'final').accuracy:.2%}).")
+            trained = state.evaluation(s, "final").accuracy
+            cols[1].caption(f"The Keras model holds the trained weights × mask ({trained:.2%}).")
     else:
         cols[1].caption("Keras model export is not available in this version of the engine.")
     cols[2].download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",
                             "text/csv", key="dl_csv", on_click="ignore")
-    st.code(f"import pruning\nmodel = pruning.load_model({s.model!r})\nmask = pruning.load_mask({stem + '.npz'!r}, model)\n"
+    load = (f"pruning.load_file_model({m.name!r}, {m.dataset!r})" if s.model.startswith(state.UPLOAD)
+            else f"pruning.load_model({s.model!r})")
+    st.code(f"import pruning\nmodel = {load}\nmask = pruning.load_mask({stem + '.npz'!r}, model)\n"
             f"pruning.evaluate(model, mask, weights={s.weights!r}, limit={s.limit!r}).accuracy  # {accuracy:.4f}",
             language="python")

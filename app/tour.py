@@ -14,7 +14,8 @@ LEVELS = [0.0, *(p / 100 for p in PRESETS)]
 st.title("Guided tour: lottery tickets and supermasks")
 rows = sorted_models([r for r in state.catalogue() if r["dataset"] in ("mnist", "fashion_mnist")] or state.catalogue())
 by_name = {r["name"]: r for r in rows}
-name = st.selectbox("Model for the tour", list(by_name), format_func=lambda n: model_label(by_name[n]), key="tour_model")
+name = st.selectbox("Model for the tour", list(by_name), format_func=lambda n: model_label(by_name[n]),
+                    key="tour_model")
 magnitude = Settings(name, "large_final", "global", "weight", SPARSE)
 supermask = magnitude._replace(strategy="large_final_same_sign")
 pct = f"{SPARSE:.1%}"
