@@ -375,8 +375,13 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
     return model
 
 
+def _upload_name(upload) -> str:
+    """The uploaded file's base name, printable and short (it appears in messages and masks)."""
+    return re.sub(r"[^\w.()+ -]", "_", Path(str(getattr(upload, "name", "upload"))).name)[:100] or "upload"
+
+
 def _save_upload(upload, directory: str, stem: str) -> Path:
-    name = Path(str(getattr(upload, "name", "upload"))).name
+    name = _upload_name(upload)
     size = getattr(upload, "size", None)
     if size is not None:
         check_size(int(size), name)
@@ -395,8 +400,7 @@ def load_upload(upload, dataset: str, init_upload=None, *, architecture: str | N
     try:
         path = _save_upload(upload, directory.name, "final")
         init = _save_upload(init_upload, directory.name, "init") if init_upload is not None else None
-        model = load_file_model(path, dataset, init, architecture=architecture,
-                                name=Path(str(getattr(upload, "name", "upload"))).name[:100])
+        model = load_file_model(path, dataset, init, architecture=architecture, name=_upload_name(upload))
     except BaseException:
         directory.cleanup()
         raise
@@ -404,4 +408,14 @@ def load_upload(upload, dataset: str, init_upload=None, *, architecture: str | N
     return model
 
 
-__all__ = ["ADVICE", "MAX_BYTES", "check_file", "check_size", "load_file_model", "load_upload"]
+def forget() -> None:
+    """Empty the engine's caches of rankings and prepared inputs, which keep the models they were
+    computed for alive: call it when uploaded models are discarded (zoo entries are recomputed)."""
+    from .evaluate import inputs
+    from .prune import ranking
+
+    ranking.cache_clear()
+    inputs.cache_clear()
+
+
+__all__ = ["ADVICE", "FORMATS", "MAX_BYTES", "check_file", "check_size", "forget", "load_file_model", "load_upload"]

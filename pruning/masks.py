@@ -14,6 +14,7 @@ from .errors import PruningError
 from .io import atomic_write
 
 META_KEY = "__meta__"
+MAX_UNPACKED = 256 * 2**20  # a mask file's arrays in total, before any is decompressed (zip bombs)
 
 
 class Mask(dict):
@@ -71,13 +72,23 @@ def save(mask: Mask, path) -> None:
 def load(path, shapes: dict | None = None) -> Mask:
     """Read a mask saved by ``save``; with ``shapes`` (name -> shape) also validate it."""
     try:
+        with zipfile.ZipFile(path) as z:
+            if sum(i.file_size for i in z.infolist()) > MAX_UNPACKED:
+                raise PruningError(f"mask file {path} unpacks to more than {MAX_UNPACKED // 2**20} MB")
+        if hasattr(path, "seek"):  # an uploaded file object
+            path.seek(0)
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k != META_KEY}
             meta = json.loads(str(data[META_KEY])) if META_KEY in data.files else {}
+    except PruningError:
+        raise
     except FileNotFoundError:
         raise PruningError(f"mask file not found: {path}") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-        raise PruningError(f"cannot read mask file {path}: not a valid .npz mask ({exc})") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise PruningError(f"cannot read mask file {path}: not a valid .npz mask ({reason})") from None
+    if not isinstance(meta, dict):
+        raise PruningError(f"cannot read mask file {path}: not a valid .npz mask (its {META_KEY} is not a JSON object)")
     mask = Mask(arrays, meta)
     if shapes is not None:
         validate(mask, shapes)

@@ -1,5 +1,6 @@
 """Bring your own model (pruning/byo.py): formats, refusals, shape checks, NaN weights, uploads."""
 
+import importlib
 import io
 import json
 import os
@@ -295,10 +296,13 @@ class Upload(io.BytesIO):
 
 
 def test_load_upload(files, monkeypatch, tmp_path):
-    model = byo.load_upload(Upload(files["pt2"], "../../etc/my model.pt2"), "mnist", Upload(files["pt2_init"]))
-    assert model.name == "my model.pt2" and set(model.states) == {"final", "init"}
+    model = byo.load_upload(Upload(files["pt2"], "../../etc/my\nmodel.pt2"), "mnist", Upload(files["pt2_init"]))
+    assert model.name == "my_model.pt2" and set(model.states) == {"final", "init"}
     directory = model._upload_dir.name
     assert pruning.evaluate(model, pruning.compute_mask(model, "movement", 0.5), limit=50).n == 50
+    byo.forget()
+    evaluate_module = importlib.import_module("pruning.evaluate")  # pruning.evaluate is the function
+    assert pruning.prune.ranking.cache_info().currsize == 0 and evaluate_module.inputs.cache_info().currsize == 0
     model._upload_dir.cleanup()
     with pytest.raises(pruning.PruningError, match="is a pickle file"):
         byo.load_upload(Upload(files["pt2"], "x.pth"), "mnist")
@@ -333,12 +337,14 @@ def keras_files(tmp_path_factory):
             return 2 * x
 
     paths = {"final": d / "final.keras", "init": d / "init.keras", "lambda": d / "lambda.keras",
-             "custom": d / "custom.keras", "five": d / "five.keras"}
+             "custom": d / "custom.keras", "five": d / "five.keras", "nokernel": d / "nokernel.keras"}
     build(0).save(paths["final"])
     build(1).save(paths["init"])
     build(0, layers.Lambda(lambda t: t * 2)).save(paths["lambda"])
     build(0, Double()).save(paths["custom"])
     build(0, classes=5).save(paths["five"])
+    inputs = keras.Input((10,))
+    keras.Model(inputs, layers.Rescaling(2.0)(inputs)).save(paths["nokernel"])
     return paths
 
 
@@ -354,6 +360,7 @@ def test_keras_lambda_custom_and_wrong_shapes_are_refused(keras_files):
     refused(keras_files["lambda"], "has a Lambda layer")
     refused(keras_files["custom"], "uses Double from .*custom objects are refused")
     refused(keras_files["five"], r"output for one mnist image has shape \(1, 5\)")
+    refused(keras_files["nokernel"], "no prunable layer")
     refused(keras_files["final"], "do not fit the model's input", dataset="cifar10")
     refused(keras_files["final"], "the init file must have the model file's format", init_path=ZOO / "init.safetensors")
 

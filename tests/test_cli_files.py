@@ -119,3 +119,21 @@ def test_real_process_refuses_a_pickle_in_one_line(tmp_path):
                            "--dataset", "mnist", "--sparsity", "0.5"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: model.pt is a pickle file")
+
+
+def test_hostile_mask_files_are_clear_errors(tmp_path, monkeypatch, capsys):
+    model = pruning.load_model(MODEL)
+    shapes = {n: s.shape for n, s in model.specs.items()}
+    np.save(tmp_path / "m.npy", np.ones(3, bool))  # not an .npz at all
+    with pytest.raises(pruning.PruningError, match="not a valid .npz mask"):
+        pruning.masks.load(tmp_path / "m.npy", shapes)
+    np.savez(tmp_path / "meta.npz", __meta__=np.array("[1, 2]"), **{n: np.ones(s, bool) for n, s in shapes.items()})
+    with pytest.raises(pruning.PruningError, match="__meta__ is not a JSON object"):
+        pruning.masks.load(tmp_path / "meta.npz", shapes)
+    mask = pruning.compute_mask(model, "large_final", 0.5)
+    pruning.save_mask(mask, tmp_path / "ok.npz")
+    with open(tmp_path / "ok.npz", "rb") as f:  # an uploaded file object works too
+        assert pruning.masks.load(io.BytesIO(f.read()), shapes).meta["strategy"] == "large_final"
+    monkeypatch.setattr(pruning.masks, "MAX_UNPACKED", 1000)  # a zip bomb: refused before decompressing
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("decompressed"))
+    assert "unpacks to more than" in _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "ok.npz")], capsys)
