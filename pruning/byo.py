@@ -372,6 +372,9 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
         raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
     check_forward(model)
     model.warnings = nonfinite_warnings(model.states)
+    if getattr(model, "static_batch", None):
+        model.warnings.append(f"the program only takes batches of {model.static_batch}, so evaluation is slow; "
+                              f"export it with a dynamic batch dimension (torch.export.Dim)")
     return model
 
 

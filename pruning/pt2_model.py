@@ -113,7 +113,7 @@ class Pt2Model:
         if not self.specs:
             raise PruningError("the program has no prunable layer (no linear or convolution weight)")
         self.output_name = list(self.specs)[-1]
-        self.input_shape, self._batch, self._dtype = input_spec(final)
+        self.input_shape, self.static_batch, self._dtype = input_spec(final)
         self._module = final.module()
         self._dtypes = {k: v.dtype for k, v in final.state_dict.items()}
         self.states = {}
@@ -124,7 +124,7 @@ class Pt2Model:
             self.states[which] = to_numpy(ep.state_dict)
         self._tensors = {w: {k: self._tensor(k, v) for k, v in s.items()} for w, s in self.states.items()}
         self._local = threading.local()
-        self.batch_size = self._batch or 1000
+        self.batch_size = self.static_batch or 1000
 
     def _tensor(self, name, arr):
         arr = arr if arr.flags.writeable and arr.flags.c_contiguous else arr.copy()
@@ -153,8 +153,8 @@ class Pt2Model:
         for i in range(0, len(x), self.batch_size):
             chunk = x[i:i + self.batch_size]
             n = len(chunk)
-            if self._batch and n < self._batch:  # a static batch: pad, then drop the padding
-                chunk = torch.cat([chunk, chunk.new_zeros((self._batch - n, *chunk.shape[1:]))])
+            if self.static_batch and n < self.static_batch:  # a static batch: pad, then drop the padding
+                chunk = torch.cat([chunk, chunk.new_zeros((self.static_batch - n, *chunk.shape[1:]))])
             y = torch.func.functional_call(module, params, (chunk,))
             if not isinstance(y, torch.Tensor):
                 raise PruningError(f"the program must return one tensor of logits, not a {type(y).__name__}")

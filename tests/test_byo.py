@@ -171,6 +171,7 @@ def test_pt2_program_evaluates_like_its_module(files):
 def test_pt2_static_batch_is_padded(files):
     dynamic = byo.load_file_model(files["pt2"], "mnist")
     static = byo.load_file_model(files["pt2_b1"], "mnist")
+    assert static.static_batch == 1 and "only takes batches of 1" in static.warnings[0]
     mask = pruning.compute_mask(static, "large_final", 0.5)
     assert pruning.evaluate(static, mask, limit=30).predictions.tolist() == \
         pruning.evaluate(dynamic, mask, limit=30).predictions.tolist()
