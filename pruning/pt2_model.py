@@ -26,6 +26,7 @@ from .selection import TensorSpec
 from .torch_model import device
 
 WEIGHT_OPS = {"aten::linear", "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::convolution"}
+IO_OPS = {"aten::from_file", "aten::save", "aten::_print", "aten::warn"}  # aten operators that touch files or logs
 
 
 def _op(node) -> str:
@@ -34,10 +35,12 @@ def _op(node) -> str:
 
 
 def check_graph(ep) -> None:
-    """Refuse graphs that call anything but ``aten`` operators."""
+    """Refuse graphs that call anything but ``aten`` operators, or aten operators that do I/O."""
     for node in ep.graph.nodes:
-        if node.op == "call_function" and node.target is not operator.getitem and not _op(node).startswith("aten::"):
-            raise PruningError(f"the program calls {node.target}; only plain aten operators are accepted")
+        if node.op != "call_function" or node.target is operator.getitem:
+            continue
+        if not _op(node).startswith("aten::") or _op(node) in IO_OPS:
+            raise PruningError(f"the program calls {node.target}; only plain aten tensor operators are accepted")
 
 
 def prunable_specs(ep) -> dict:

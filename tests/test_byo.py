@@ -395,3 +395,15 @@ def test_pt2_declaring_huge_tensors_is_refused(files, tmp_path):
         return data
 
     refused(_rewrite_zip(files["pt2"], tmp_path / "h.pt2", huge), "declares more than")
+
+
+@pytest.mark.parametrize("op", [torch.ops.aten.from_file.default, torch.ops.aten.save.default, print])
+def test_pt2_graphs_calling_io_or_non_aten_operators_are_refused(op):
+    from types import SimpleNamespace
+
+    from pruning.pt2_model import check_graph
+
+    graph = torch.fx.Graph()
+    graph.output(graph.call_function(op, (graph.placeholder("x"),)))
+    with pytest.raises(pruning.PruningError, match="only plain aten tensor operators"):
+        check_graph(SimpleNamespace(graph=graph))
