@@ -215,3 +215,14 @@ def test_upload_your_own_model_and_a_refused_pickle(at):
     at.sidebar.file_uploader(key="upload_final").set_value(("model.pt", b"\x80\x04\x95" + b"\x00" * 64, "x")).run()
     assert not at.exception
     assert "pickle" in at.sidebar.error[0].value.lower()
+
+
+@pytest.mark.parametrize("name", [r["name"] for r in pruning.catalogue()])
+def test_every_zoo_model_renders(name):
+    """New zoo models are picked up by themselves: each one renders its model-specific parts."""
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=300)
+    app.session_state["model"] = name
+    app.session_state["tab"] = "First layer"
+    app.run()
+    assert not app.exception and not app.error
+    assert app.metric[0].value.endswith("%")
