@@ -3,6 +3,7 @@ small tensors of 1-4 dimensions in float16/32/64, with ties, zeros and extreme v
 huge, tiny, NaN): exact sparsity, determinism, nesting, and no NaN in what is evaluated."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -13,6 +14,7 @@ from test_engine_contract import ArrayModel
 SETTINGS = [(s, scope, g) for s in [*CRITERIA, *ALIASES] for scope in ("layer", "global")
             for g in ("weight", "unit", "2:4") if not (s in ALIASES and scope != ALIASES[s][1])]
 DTYPES = [np.float16, np.float32, np.float64]
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, overflowing casts: on purpose
 PROFILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -131,3 +133,21 @@ def test_a_unit_whose_norm_is_undefined_ranks_lowest():
     final = {"a.weight": np.array([[1.0, np.inf], [2.0, 2.0], [1.5, 1.5]]), "out.weight": np.ones((2, 3))}
     mask = pruning.compute_mask(ArrayModel(init, final), "magnitude_increase", 1 / 3, granularity="unit")
     assert mask["a.weight"].all(axis=1).tolist() == [False, True, True]
+
+
+@PROFILE
+@given(model=models(), setting=st.sampled_from(SETTINGS), sparsity=st.floats(0, 1), data=st.data())
+def test_a_twin_with_another_native_layout_gets_the_transposed_mask(model, setting, sparsity, data):
+    """As a Keras twin of a PyTorch model: the same canonical tensors stored in another axis order."""
+    from pruning.selection import TensorSpec
+
+    perms = {n: tuple(data.draw(st.permutations(range(a.ndim)))) for n, a in model.states["final"].items()}
+    native = {w: {n: np.transpose(a, perms[n]) for n, a in s.items()} for w, s in model.states.items()}
+    twin = ArrayModel(native["init"], native["final"])
+    identity = {n: p == tuple(range(len(p))) for n, p in perms.items()}
+    twin.specs = {n: TensorSpec(n, native["final"][n].shape, () if identity[n] else tuple(np.argsort(p)))
+                  for n, p in perms.items()}
+    strategy, scope, granularity = setting
+    mask = mask_of(model, strategy, sparsity, scope, granularity)
+    theirs = mask_of(twin, strategy, sparsity, scope, granularity)
+    assert all(np.array_equal(theirs[n], np.transpose(mask[n], perms[n])) for n in mask)
