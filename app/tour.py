@@ -37,10 +37,16 @@ with errors_shown():
     st.markdown(f"A **random** mask that removes just as many weights scores **{rand.accuracy:.2%}** "
                 "(chance is 10%). So a pruning criterion is not just counting weights: magnitude tells us "
                 "which connections carry what the network learned.")
+    per_layer = state.evaluation(magnitude._replace(scope="layer"))
+    st.header("3 · One ranking for the whole network, or one per layer?")
+    st.markdown(f"Above, all weights competed in one *global* ranking. Pruning every layer by the same {pct} "
+                f"instead (*layer* scope) scores **{per_layer.accuracy:.2%}**. The global ranking let each layer "
+                "give up what it could spare:")
+    st.plotly_chart(charts.layer_sparsity(state.report(magnitude)["layers"]), key="tour_layers")
     if has_init:
         ticket_init = state.evaluation(magnitude, "init")
         init_dense = state.dense(name, "init")
-        st.header("3 · The lottery ticket (Frankle & Carbin, 2019)")
+        st.header("4 · The lottery ticket (Frankle & Carbin, 2019)")
         st.markdown(f"Take that magnitude mask and put the weights back to their **initial** values θ0. Untrained, "
                     f"the masked network scores **{ticket_init.accuracy:.2%}** (the full untrained network: "
                     f"{init_dense.accuracy:.2%}). Frankle and Carbin retrained such sparse networks from θ0 and "
@@ -48,14 +54,14 @@ with errors_shown():
                     "the mask and the initial weights together are a *winning ticket*.")
         sign_init = state.evaluation(supermask, "init")
         sign_const = state.evaluation(supermask, "signed-constant")
-        st.header("4 · Supermasks: a mask can be trained instead of the weights (Zhou et al., 2019)")
+        st.header("5 · Supermasks: a mask can be trained instead of the weights (Zhou et al., 2019)")
         st.markdown(f"Zhou et al. asked which masks work *without any training of the values*. Keep only weights "
                     f"whose sign did not change during training, largest first (`large_final_same_sign`), "
                     f"and apply the mask to θ0: **{sign_init.accuracy:.2%}**. Replace each kept weight by the "
                     f"layer's constant with its initial sign (*signed constant*): **{sign_const.accuracy:.2%}**. "
                     "The values are untrained, yet far above chance: choosing which connections exist is a "
                     "form of learning.")
-    st.header("5 · How far can you go?")
+    st.header("6 · How far can you go?")
     with st.spinner("Sweeping four sparsity levels…"):
         curves = {"large_final": state.live_curve(magnitude, LEVELS),
                   "random": state.live_curve(magnitude, LEVELS, strategy="random")}

@@ -1,0 +1,62 @@
+"""app/charts.py builds Plotly figures from plain data, without Streamlit or the engine."""
+
+from pathlib import Path
+import sys
+
+import numpy as np
+import plotly.graph_objects as go
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+import charts  # noqa: E402
+
+
+def names(fig):
+    return [trace.name for trace in fig.data]
+
+
+def test_accuracy_curve_plots_remaining_weights_on_a_log_axis():
+    curves = {"large_final (magnitude)": {"sparsity": [0.0, 0.5, 0.9], "accuracy": [0.98, 0.97, 0.8]},
+              "random (control)": {"sparsity": [0.0, 0.5], "accuracy": [0.98, 0.6]}}
+    live = {"sparsity": 0.999, "accuracy": 0.1, "label": "your mask (live)"}
+    fig = charts.accuracy_curve(curves, 0.98, live, None)
+    assert isinstance(fig, go.Figure)
+    assert names(fig) == ["large_final (magnitude)", "random (control)", "your mask (live)"]
+    assert np.allclose(fig.data[0].x, [100, 50, 10])
+    assert np.isclose(fig.data[-1].x[0], 0.1) and fig.layout.xaxis.type == "log"
+
+
+def test_layer_sparsity_marks_nearly_empty_layers():
+    layers = [{"name": "a", "sparsity": 0.5, "total": 10}, {"name": "b", "sparsity": 0.995, "total": 1000}]
+    bar = charts.layer_sparsity(layers).data[0]
+    assert list(bar.y) == ["b", "a"] and bar.marker.color[0] != bar.marker.color[1]
+
+
+def test_histograms_and_scatter():
+    edges = np.linspace(-1, 1, 5)
+    hist = {"final": {"edges": edges, "kept": np.array([1, 0, 0, 2]), "pruned": np.array([0, 5, 5, 0])},
+            "init": {"edges": edges, "kept": np.array([1, 1, 0, 1]), "pruned": np.array([2, 3, 3, 2])}}
+    fig = charts.histograms(hist, "fc1.weight")
+    assert names(fig) == ["kept", "pruned", "kept", "pruned"] and fig.layout.barmode == "stack"
+    sample = {"init": np.array([0.1, -0.2, 0.3]), "final": np.array([0.5, 0.0, -0.4]),
+              "kept": np.array([True, False, True]), "total": 10}
+    fig = charts.init_final_scatter(sample, "fc1.weight")
+    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    assert len(fig.data[1].x) == 2 and "sample of 10" in fig.layout.title.text
+
+
+def test_first_layer_dense_and_conv():
+    dense = {"kind": "dense", "units": [3, 1], "kept": [5, 4], "masks": np.ones((2, 28, 28), bool),
+             "coverage": np.full((28, 28), 0.5)}
+    assert len(charts.first_layer(dense).data) == 3
+    conv = {"kind": "conv", "units": [0, 1], "kept": [9, 0], "size": 9, "filters": np.zeros((2, 3, 3, 3))}
+    assert len(charts.first_layer(conv).data) == 2
+
+
+def test_predictions_charts():
+    names10 = [str(i) for i in range(10)]
+    fig = charts.per_class(list(np.full(10, 0.9)), list(np.full(10, 0.5)), names10)
+    assert names(fig) == ["dense", "pruned"]
+    change = np.zeros((10, 10), int)
+    change[1, 2], change[1, 1] = 3, -3
+    heat = charts.confusion_change(change, names10).data[0]
+    assert heat.zmid == 0 and heat.zmax == 3
