@@ -25,8 +25,10 @@ def atomic_write(path, write) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # e.g. the path is a directory, or the disk is full
+            raise PruningError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 

@@ -137,3 +137,10 @@ def test_hostile_mask_files_are_clear_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pruning.masks, "MAX_UNPACKED", 1000)  # a zip bomb: refused before decompressing
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("decompressed"))
     assert "unpacks to more than" in _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "ok.npz")], capsys)
+
+
+def test_output_path_that_is_a_directory(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    err = _err(["export", *FILE, "--sparsity", "0.5", "--out", str(tmp_path / "out")], capsys)
+    assert "cannot write" in err and "Is a directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary file left behind
