@@ -69,6 +69,8 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
         seed = int(seed)
     except (TypeError, ValueError):
         raise PruningError(f"seed must be a whole number, got {seed!r}") from None
+    if seed < 0:  # numpy's generators take none
+        raise PruningError(f"seed must not be negative, got {seed!r}")
     norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
     r = ranking(model, criterion, scope, g, norm, output_rate, seed)
     arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}

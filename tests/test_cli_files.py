@@ -94,6 +94,7 @@ def test_mismatched_masks_name_every_problem(tmp_path, capsys):
     (["sweep", *FILE, "--weights", "signed-constant", "--sparsities", "0.5"], "has no initial weights"),
     (["sweep", *FILE, "--strategies", "large_final,movement", "--sparsities", "0.5"], "needs the initial weights"),
     (["evaluate", "--model-file", "/nonexistent/m.safetensors", "--dataset", "mnist", "--sparsity", "0.5"], "not found"),
+    (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--seed", "-1"], "seed must not be negative"),
 ])
 def test_bad_input_one_line_exit_2(argv, message, capsys):
     assert message in _err(argv, capsys)
