@@ -407,3 +407,14 @@ def test_pt2_graphs_calling_io_or_non_aten_operators_are_refused(op):
     graph.output(graph.call_function(op, (graph.placeholder("x"),)))
     with pytest.raises(pruning.PruningError, match="only plain aten tensor operators"):
         check_graph(SimpleNamespace(graph=graph))
+
+
+def test_resnet20_state_dict_for_cifar10(tmp_path):
+    from pruning.torch_nets import ResNet20
+
+    state = {k: v.numpy() for k, v in ResNet20().state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(state, tmp_path / "r20.safetensors")  # without the optional batch counters
+    model = byo.load_file_model(tmp_path / "r20.safetensors", "cifar10")
+    assert model.info["architecture"] == "resnet20" and model.output_name == "fc.weight"
+    assert model.info["preprocessing"] == pruning.recipes.CIFAR and len(model.specs) == 20
+    refused(tmp_path / "r20.safetensors", r"cannot run on a mnist image of shape \(28, 28\)")

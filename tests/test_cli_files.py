@@ -145,3 +145,28 @@ def test_output_path_that_is_a_directory(tmp_path, capsys):
     err = _err(["export", *FILE, "--sparsity", "0.5", "--out", str(tmp_path / "out")], capsys)
     assert "cannot write" in err and "Is a directory" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary file left behind
+
+
+def test_fuzzed_options_exit_0_or_2_with_one_line(capsys):
+    """Random option values: never a traceback; exit 0, or exit 2 with exactly one line on stderr."""
+    from hypothesis import given, settings, strategies as st
+
+    junk = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)
+    value = lambda *good: st.one_of(st.sampled_from(good), junk)  # noqa: E731
+
+    @settings(max_examples=60, deadline=None)
+    @given(strategy=value("large_final", "movement", "random", "smallest_weights_global"),
+           sparsity=value("0", "0.5", "1", "-1", "nan", "1e-9"), scope=value("layer", "global"),
+           granularity=value("weight", "unit", "2:4", "0:4", "4:2"), norm=value("1", "2", "3"),
+           rate=value("0", "0.5", "1", "2"), seed=value("0", "7", "-3", "1.5"), weights=value("final", "init"),
+           limit=value("50", "0", "-5"))
+    def check(strategy, sparsity, scope, granularity, norm, rate, seed, weights, limit):
+        argv = ["evaluate", "--model", MODEL, "--strategy", strategy, "--sparsity", sparsity, "--scope", scope,
+                "--granularity", granularity, "--norm", norm, "--output-rate", rate, "--seed", seed,
+                "--weights", weights, "--limit", limit]
+        code, _ = run(*argv)
+        err = capsys.readouterr().err
+        assert code in (0, 2), (argv, err)
+        assert code == 0 or (err.count("\n") == 1 and err.startswith("error: ")), (argv, err)
+
+    check()
