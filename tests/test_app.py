@@ -217,12 +217,13 @@ def test_upload_your_own_model_and_a_refused_pickle(at):
     assert "pickle" in at.sidebar.error[0].value.lower()
 
 
-@pytest.mark.parametrize("name", [r["name"] for r in pruning.catalogue()])
-def test_every_zoo_model_renders(name):
+@pytest.mark.parametrize("row", pruning.catalogue(), ids=lambda row: row["name"])
+def test_every_zoo_model_renders(row):
     """New zoo models are picked up by themselves: each one renders its model-specific parts."""
     app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=300)
-    app.session_state["model"] = name
+    app.session_state["model"] = row["name"]
     app.session_state["tab"] = "First layer"
+    app.session_state[f"limit_{row['dataset']}_cpu"] = 500  # a small stratified subset: rendering is the point
     app.run()
     assert not app.exception and not app.error
     assert app.metric[0].value.endswith("%")
