@@ -146,18 +146,22 @@ def changes(s: Settings) -> dict:
     return inspect.compare(dense(s.model, s.weights, s.limit), evaluation(s))
 
 
-@st.cache_data(ttl=20, show_spinner=False)
 def curves(s: Settings) -> dict | None:
     """Precomputed accuracy curves of the chosen criterion and the comparisons (None: no sweep)."""
-    rows = inspect.sweep(s.model)
+    criterion, scope = resolve_strategy(s.strategy, s.scope)
+    return _curves(s.model, criterion, scope, s.granularity, s.weights)
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def _curves(name: str, criterion: str, scope: str, granularity: str, weights: str) -> dict | None:
+    rows = inspect.sweep(name)
     if rows is None:
         return None
-    scope = resolve_strategy(s.strategy, s.scope)[1]
-    names = list(dict.fromkeys([s.criterion, "large_final", "random"]))
-    found = inspect.sweep_curves(rows, names, scope, s.granularity, s.weights)
+    names = list(dict.fromkeys([criterion, "large_final", "random"]))
+    found = inspect.sweep_curves(rows, names, scope, granularity, weights)
     if found and "random" not in found:  # random is scope-independent in expectation: borrow the other
         other = [x for x in pruning.SCOPES if x != scope][0]
-        borrowed = inspect.sweep_curves(rows, ["random"], other, s.granularity, s.weights)
+        borrowed = inspect.sweep_curves(rows, ["random"], other, granularity, weights)
         if borrowed:
             found["random_other_scope"] = borrowed["random"]
     return found
@@ -190,7 +194,6 @@ def keras_model(s: Settings) -> bytes:
 
 def report_csv(s: Settings) -> bytes:
     return inspect.report_csv(report(s)).encode()
-
 
 
 def live_curve(s: Settings, sparsities, strategy: str | None = None, weights: str | None = None) -> dict:

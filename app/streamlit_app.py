@@ -19,7 +19,7 @@ def explorer():
     settings = controls.sidebar_ui()
     if settings is None:
         st.title("Pruning explorer")
-        st.info("Fix the highlighted input in the sidebar to see the pruned model.")
+        st.info("The pruned model appears here once the sidebar's message is resolved.")
         return
     sections.header(settings)
     with sections.errors_shown():
