@@ -34,13 +34,25 @@ def _op(node) -> str:
     return schema.name if schema is not None else ""
 
 
+def _training(node) -> bool:
+    """Whether an operator runs in training mode (batch norm, dropout): its ``training``/``train`` flag."""
+    for i, arg in enumerate(node.target._schema.arguments):
+        if arg.name in ("training", "train"):
+            return bool(node.args[i] if i < len(node.args) else node.kwargs.get(arg.name, arg.default_value))
+    return False
+
+
 def check_graph(ep) -> None:
-    """Refuse graphs that call anything but ``aten`` operators, or aten operators that do I/O."""
+    """Refuse graphs that call anything but ``aten`` operators, aten operators that do I/O, draw
+    random numbers, or run in training mode (their results would depend on the batch)."""
     for node in ep.graph.nodes:
         if node.op != "call_function" or node.target is operator.getitem:
             continue
         if not _op(node).startswith("aten::") or _op(node) in IO_OPS:
             raise PruningError(f"the program calls {node.target}; only plain aten tensor operators are accepted")
+        if torch.Tag.nondeterministic_seeded in node.target.tags or _training(node):
+            raise PruningError(f"the program calls {node.target} in training mode or with random numbers; "
+                               f"export it after model.eval()")
 
 
 def prunable_specs(ep) -> dict:
@@ -150,11 +162,13 @@ class Pt2Model:
     @torch.inference_mode()
     def logits(self, prunable: dict, base: str, x: torch.Tensor) -> np.ndarray:
         """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
-        params = dict(self._tensors[base])
+        # fresh copies of every tensor and input batch: an in-place operator in the program must not
+        # change what other calls and threads see
+        params = {k: v.clone() for k, v in self._tensors[base].items() if k not in prunable}
         params.update({k: self._tensor(k, v) for k, v in prunable.items()})
         module, out = self._thread_module(), []
         for i in range(0, len(x), self.batch_size):
-            chunk = x[i:i + self.batch_size]
+            chunk = x[i:i + self.batch_size].clone()
             n = len(chunk)
             if self.static_batch and n < self.static_batch:  # a static batch: pad, then drop the padding
                 chunk = torch.cat([chunk, chunk.new_zeros((self.static_batch - n, *chunk.shape[1:]))])

@@ -418,3 +418,35 @@ def test_resnet20_state_dict_for_cifar10(tmp_path):
     assert model.info["architecture"] == "resnet20" and model.output_name == "fc.weight"
     assert model.info["preprocessing"] == pruning.recipes.CIFAR and len(model.specs) == 20
     refused(tmp_path / "r20.safetensors", r"cannot run on a mnist image of shape \(28, 28\)")
+
+
+class InPlace(nn.Module):
+    """Normalises its input and bumps a buffer in place: legal in eval mode, but must not leak."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.register_buffer("calls", torch.zeros(1))
+
+    def forward(self, x):
+        self.calls.add_(1)
+        return self.fc(x.sub_(0.5).flatten(1)) + self.calls
+
+
+def test_pt2_in_place_operators_change_nothing_shared(tmp_path):
+    torch.manual_seed(0)
+    model = byo.load_file_model(export(InPlace(), tmp_path / "inplace.pt2"), "mnist")
+    x = model.prepare(np.full((3, 28, 28), 255, np.uint8))
+    first = model.logits(model.weights(), "final", x)
+    assert np.array_equal(first, model.logits(model.weights(), "final", x))
+    assert torch.equal(x, torch.ones_like(x)) and model.states["final"]["calls"].tolist() == [0.0]
+
+
+def test_pt2_in_training_mode_or_random_is_refused(tmp_path):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2 * 26 * 26, 10))
+    program = torch.export.export(net.train(), (torch.rand(2, 1, 28, 28),))
+    torch.export.save(program, str(tmp_path / "train.pt2"))
+    refused(tmp_path / "train.pt2", "in training mode or with random numbers; export it after model.eval()")
+    drop = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10)).train()
+    torch.export.save(torch.export.export(drop, (torch.rand(2, 1, 28, 28),)), str(tmp_path / "drop.pt2"))
+    refused(tmp_path / "drop.pt2", "in training mode or with random numbers")
