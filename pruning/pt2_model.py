@@ -1,13 +1,14 @@
 """The ``torch.export`` adapter: a user's ``.pt2`` program, evaluated functionally.
 
 ``Pt2Model`` has the interface of ``TorchModel``: the program's ``module()`` is never mutated;
-each forward pass hands the weights to ``torch.func.functional_call`` on a per-thread copy.
+each forward pass hands the weights to ``torch.func.functional_call`` on a per-thread copy, with
+fresh copies of the tensors and the input batch, so even in-place operators change nothing shared.
 
 Prunable tensors (the rule, kept simple): a parameter with two or more dimensions that is the
 weight argument (the second one) of ``aten.linear``, ``aten.conv1d/2d/3d`` or a non-transposed
 ``aten.convolution`` in the exported graph, in graph order (the last one is the output layer).
 Their layout, (out, in, *kernel), is the canonical one.  A graph may call ``aten`` operators
-only (and ``getitem``): anything else is refused.
+only (and ``getitem``), none that does I/O, draws random numbers or runs in training mode.
 
 Input: pixel values as floats in [0, 1] (the program normalises its own input, as the zoo's
 PyTorch models do), shaped per example as one of (c, h, w), (h, w, c), (h, w) (grey images
