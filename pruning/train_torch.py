@@ -20,6 +20,9 @@ from .torch_nets import INITS
 from .zoo import ZOO
 
 
+SUBSET = 1000  # test images in the class-stratified subset whose accuracy model.json also records
+
+
 def initial_module(recipe: dict) -> torch.nn.Module:
     """θ0: the architecture initialised from the recipe's seed (the same on every machine)."""
     torch.manual_seed(recipe["seed"])
@@ -137,6 +140,7 @@ def train_zoo_model(name: str, log=print) -> dict:
     wall = time.time() - start
     save_file(_state(module), str(out / "final.safetensors"))
     acc = accuracy(module, x_test, y_test)
+    subset = data.stratified_indices(y_test, SUBSET)  # a quick check where a full pass is slow (CIFAR on a CPU)
     specs = prunable_specs(module)
     files = sorted(p.name for p in out.glob("*.safetensors"))
     info = {
@@ -149,6 +153,7 @@ def train_zoo_model(name: str, log=print) -> dict:
                                         "loss_per_epoch": history, "wall_time_s": round(wall, 1),
                                         "hardware": _hardware(), "torch": torch.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
+        "test_subset": {"n": int(len(subset)), "accuracy": accuracy(module, x_test[subset], y_test[subset])},
         "parameters": {"total": int(sum(p.numel() for p in module.parameters())),
                        "prunable": int(sum(int(np.prod(s.shape)) for s in specs.values()))},
         "sha256": {f: sha256(out / f) for f in files},

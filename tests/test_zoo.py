@@ -81,8 +81,16 @@ def test_sha256_matches_files(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_dense_accuracy_matches_record(name):
+    """The full test split; for CIFAR-10 (a full pass takes a CPU about a minute) the recorded
+    stratified subset when model.json has one, unless PRUNING_FULL_ZOO_TESTS=1."""
     meta = info(name)
     need(meta["dataset"])
+    subset = meta.get("test_subset") if meta["dataset"] == "cifar10" else None
+    if subset and os.environ.get("PRUNING_FULL_ZOO_TESTS") != "1":
+        result = pruning.evaluate(pruning.load_model(name), None, weights="final", limit=subset["n"])
+        assert result.n == subset["n"]
+        assert close(result.accuracy, subset["accuracy"], result.n), (result.accuracy, subset["accuracy"])
+        return
     result = pruning.evaluate(pruning.load_model(name), None, weights="final")
     assert result.n == meta["test_n"]
     assert close(result.accuracy, meta["test_accuracy"], result.n), (result.accuracy, meta["test_accuracy"])
@@ -191,3 +199,27 @@ def test_zoo_sweep_rejects_an_unknown_model(capsys):
 
     assert zoo_sweep.main(["no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_train_zoo_model_writes_a_loadable_entry(tmp_path, monkeypatch):
+    """A miniature `python -m pruning train`: files, hashes and recorded accuracies agree with the
+    loaded model (trained on 600 test images, so it runs without PRUNING_DATA_DIR)."""
+    from pruning import train_torch
+    from pruning.torch_model import TorchModel
+
+    test_split = data.load("mnist", "test")
+    monkeypatch.setattr(train_torch, "ZOO", tmp_path)
+    monkeypatch.setitem(train_torch.RECIPES, "tiny", {**RECIPES["mnist-lenet300-torch"], "epochs": 1,
+                                                               "early_fraction": 0.1})
+    monkeypatch.setattr(train_torch.data, "load", lambda name, split: (
+        (test_split[0][:600], test_split[1][:600]) if split == "train" else test_split))
+    meta = train_torch.train_zoo_model("tiny", log=None)
+    files = {p.name.split(".")[0]: p for p in (tmp_path / "tiny").glob("*.safetensors")}
+    assert set(files) == {"init", "early", "final"} and meta["training"]["early_step"] == 1
+    assert json.loads((tmp_path / "tiny" / "model.json").read_text()) == meta
+    assert all(sha256(tmp_path / "tiny" / f) == digest for f, digest in meta["sha256"].items())
+    model = TorchModel("tiny", meta, files)
+    assert pruning.evaluate(model).accuracy == pytest.approx(meta["test_accuracy"], abs=FLIPS / 10000)
+    subset = pruning.evaluate(model, limit=meta["test_subset"]["n"])
+    assert subset.accuracy == pytest.approx(meta["test_subset"]["accuracy"], abs=FLIPS / subset.n)
+    assert meta["test_accuracy"] > 0.5  # 10 steps of Adam already beat chance by far
