@@ -30,13 +30,15 @@ SWEEP = """
 ## Precomputed accuracy-vs-sparsity tables
 
 `<name>/sweep.csv` (columns as `python -m pruning sweep` writes them) holds the accuracy over the
-full test split of every main criterion (layer scope, plus `smallest_weights_global`, the global
-magnitude ranking) at sparsities 0 to 0.99, applied to the trained (`final`) and the initial
-(`init`, the supermask) weights.  Pruning is one-shot, without retraining.  Recreate one with
+full test split of the criteria {strategies} (layer scope; `smallest_weights_global` is the
+global magnitude ranking) at sparsities {sparsities}, applied to the trained (`final`) and the
+initial (`init`, the supermask) weights.  Pruning is one-shot, without retraining.  Recreate one
+with
 
     python -m pruning.zoo_sweep NAME
 
 which runs the exact command recorded in `<name>/sweep.json` (with its wall time and hardware).
+A CIFAR-10 table (324 full passes over 10,000 images) takes hours on a CPU: make it on a GPU.
 
 """
 
@@ -66,7 +68,10 @@ def markdown() -> str:
                           f"| {s['hardware']}{threads} |")
     text = HEAD + "\n".join(rows) + "\n"
     if len(sweeps) > 2:
-        text += SWEEP + "\n".join(sweeps) + "\n"
+        from .zoo_sweep import SPARSITIES, STRATEGIES
+
+        text += SWEEP.format(strategies=", ".join(f"`{x}`" for x in STRATEGIES), sparsities=", ".join(SPARSITIES))
+        text += "\n".join(sweeps) + "\n"
     return text
 
 
