@@ -56,9 +56,13 @@ def upload_ui() -> str | None:
                                key="upload_dataset", persist_state="session")
         if final is None:
             return None
+        seen = st.session_state.setdefault("upload_names", {})  # file ids -> name: hash each file once
+        ids = (final.file_id, init.file_id if init else None, dataset)
         try:
-            with st.spinner("Checking the file…"):
-                return register_upload(final, init, dataset)
+            if ids not in seen or not uploaded_rows([seen[ids]]):  # new, or evicted from memory
+                with st.spinner("Checking the file…"):
+                    seen[ids] = register_upload(final, init, dataset)
+            return seen[ids]
         except pruning.PruningError as exc:
             st.error(f"{exc}")
             return None
