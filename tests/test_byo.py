@@ -450,3 +450,16 @@ def test_pt2_in_training_mode_or_random_is_refused(tmp_path):
     drop = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10)).train()
     torch.export.save(torch.export.export(drop, (torch.rand(2, 1, 28, 28),)), str(tmp_path / "drop.pt2"))
     refused(tmp_path / "drop.pt2", "in training mode or with random numbers")
+
+
+def test_real_process_keras_error_is_one_line(keras_files):
+    """TensorFlow's start-up logs (written by C++ to file descriptor 2) do not reach stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pruning", "evaluate", "--model-file", str(keras_files["five"]),
+                           "--dataset", "mnist", "--sparsity", "0.5"], capture_output=True, text=True, timeout=300,
+                          cwd=ZOO.parent.parent,
+                          env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "error: the model's output for one mnist image has shape (1, 5); expected (1, 10): one logit per class\n"

@@ -117,7 +117,8 @@ def test_bad_files_one_line_exit_2(tmp_path, capsys):
 def test_real_process_refuses_a_pickle_in_one_line(tmp_path):
     (tmp_path / "model.pt").write_bytes(pickle.dumps([1, 2]))
     proc = subprocess.run([sys.executable, "-m", "pruning", "evaluate", "--model-file", str(tmp_path / "model.pt"),
-                           "--dataset", "mnist", "--sparsity", "0.5"], capture_output=True, text=True, timeout=120)
+                           "--dataset", "mnist", "--sparsity", "0.5"], capture_output=True, text=True, timeout=120,
+                          cwd=ZOO.parent.parent)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: model.pt is a pickle file")
 
