@@ -62,9 +62,10 @@ def metrics(s: Settings) -> dict:
     rep, size = state.report(s), state.size(s)
     top[2].metric("Weights remaining", f"{rep['kept']:,}", f"{rep['kept'] / rep['total']:.2%} of {rep['total']:,}",
                   delta_color="off", delta_arrow="off")
+    exact = f"Bytes: bitmask + values {size['bitmask']:,}, dense {size['dense']:,}, CSR {size['csr']:,}."
     top[3].metric("Model size (bitmask + values)", _kb(size["bitmask"]),
                   f"dense {_kb(size['dense'])} · CSR {_kb(size['csr'])}", delta_color="off", delta_arrow="off",
-                  help=SIZE_HELP)
+                  help=f"{exact} {SIZE_HELP}")
     st.markdown("**The same mask on three weight sets** — does the mask alone carry what the network learned?")
     row = st.columns(4)
     for col, weights in zip(row, pruning.WEIGHT_SETS):
