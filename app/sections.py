@@ -125,8 +125,8 @@ def weights_tab(s: Settings):
     m = state.model(s.model)
     layer = st.selectbox("Layer", list(m.specs), key="layer")
     st.plotly_chart(charts.histograms(state.histogram(s, layer), layer), key="hist")
-    st.caption("Weight values of this layer, kept (blue) vs pruned (orange). Magnitude pruning cuts out the "
-               "middle of the trained distribution; the initial weights show what the mask looked like at θ0.")
+    st.caption("Weight values of this layer, kept (blue) vs pruned (orange). Magnitude pruning removes the middle "
+               "of the trained distribution; on the initial weights the same mask looks far less tidy.")
     if "init" in m.states:
         st.plotly_chart(charts.init_final_scatter(state.sample(s, layer), layer), key="scatter")
         st.caption("Each dot is one weight: where it started (θ0) and where training took it (θf). Points far "
@@ -141,7 +141,7 @@ def first_layer_tab(s: Settings):
     st.plotly_chart(charts.first_layer(images), key="first")
     if images["kind"] == "dense":
         st.caption("Which pixels each hidden unit still sees (white = kept). The first panel shows, per pixel, the "
-                   "share of units keeping it: the empty border of MNIST digits is pruned first.")
+                   "share of units keeping it: the always-blank border of the images goes first.")
     else:
         st.caption("The first convolution filters with their pruned weights set to zero (red positive, blue "
                    "negative); an all-white filter was removed.")
