@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the engine pa
 import streamlit as st  # noqa: E402
 
 import controls  # noqa: E402
+import perf  # noqa: E402
 import sections  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def explorer():
         if export.open:
             with export:
                 sections.export_tab(settings, results["evaluation"].accuracy, results["evaluation"].n)
+        perf.section(settings)
 
 
 st.set_page_config(page_title="Pruning explorer", page_icon="✂️", layout="wide", initial_sidebar_state=370)

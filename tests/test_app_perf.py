@@ -1,0 +1,37 @@
+"""The explorer's "What this pruning buys" section shows the engine's numbers (pruning.fast)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import pruning
+from pruning import fast
+
+APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+MODEL = "mnist-lenet300-torch"
+
+
+def metrics(app) -> dict:
+    return {m.label: m.value for m in app.metric}
+
+
+def test_sizes_and_timing_shown_when_opened():
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.session_state["model"] = MODEL
+    at.run()
+    assert not at.exception, at.exception
+    assert "Sparse CSR, compressed (.npz)" not in metrics(at)  # collapsed: nothing computed
+    at.session_state["perf_open"] = True
+    at.run()
+    m = pruning.load_model(MODEL)
+    mask = pruning.compute_mask(m, "large_final", 0.896, scope="layer")
+    sizes = fast.file_bytes(m, mask)
+    shown = metrics(at)
+    assert shown["File: dense float32"] == f"{sizes['dense'] / 1024 ** 2:,.2f} MB"
+    assert shown["Sparse CSR, compressed (.npz)"] == f"{sizes['sparse_npz'] / 1024:,.1f} KB"
+    at.toggle(key="perf_time").set_value(True).run()
+    assert not at.exception, at.exception
+    shown = metrics(at)
+    assert shown["Pruned (fast path)"].endswith(" ms") and shown["Speed-up"].endswith("x")
+    assert float(shown["Speed-up"].rstrip("x")) > 0
