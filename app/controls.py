@@ -149,6 +149,7 @@ def sparsity_ui(fixed: float | None) -> float:
     presets, kept in sync through session state.  ``fixed``: the sparsity an N:M pattern imposes."""
     st.session_state.setdefault("sparsity_pct", 89.6)
     st.session_state.setdefault("sparsity_slider", 89.6)
+    _number_typed()  # the exact number rules: a shared link sets only it; user moves keep the two in step
     st.select_slider("Prune (% of weights)", GRID, key="sparsity_slider", persist_state="session",
                      on_change=_slider_moved,
                      format_func=lambda p: f"{p:g}%", disabled=fixed is not None,
@@ -178,8 +179,35 @@ def limit_ui(dataset: str, device: str) -> int | None:
     return limit or None
 
 
+LINKED = {"model": str, "strategy": str, "scope": str, "granularity": str, "nm": str, "weights": str,
+          "sparsity_pct": float}  # the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35
+
+
+def _from_link():
+    """Once per session: start from the settings in the address bar (values that do not fit a
+    control are ignored by it)."""
+    if st.session_state.setdefault("linked", False):
+        return
+    st.session_state.linked = True
+    for key, kind in LINKED.items():
+        try:
+            value = kind(st.query_params[key])
+        except (KeyError, ValueError):
+            continue
+        if kind is float:
+            value = min(max(value, 0.0), 99.9) if value == value else 89.6  # NaN: the default
+        st.session_state[key] = value
+
+
+def _to_link():
+    """Keep the address bar in step with the controls, so that it can be shared."""
+    st.query_params.from_dict({key: str(st.session_state[key]) for key in LINKED
+                               if key in st.session_state and not str(st.session_state[key]).startswith("upload:")})
+
+
 def sidebar_ui() -> Settings | None:
     """All controls; None when the model cannot be loaded or an input is invalid (a message says why)."""
+    _from_link()
     with st.sidebar:
         name = model_ui()
         if name is None:
@@ -196,6 +224,8 @@ def sidebar_ui() -> Settings | None:
         weights = weights_ui(available)
         sparsity = sparsity_ui(fixed_sparsity(granularity) if granularity else None)
         limit = limit_ui(m.dataset, str(m.device))
+        st.caption("The address bar holds these settings: share it to show the same view.")
+    _to_link()
     if granularity is None:
         return None
     return Settings(name, strategy, scope, granularity, round(sparsity, 6), weights, limit)

@@ -227,3 +227,16 @@ def test_every_zoo_model_renders(row):
     app.run()
     assert not app.exception and not app.error
     assert app.metric[0].value.endswith("%")
+
+
+def test_a_shared_link_sets_the_controls_and_follows_them():
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=180)
+    app.query_params.update({"model": MODEL, "strategy": "movement", "scope": "global", "sparsity_pct": "97.35",
+                             "weights": "init", "granularity": "no-such-thing"})
+    app.run()
+    assert not app.exception
+    assert app.sidebar.select_slider(key="sparsity_slider").value == pytest.approx(97.3)  # nearest stop
+    assert app.sidebar.radio(key="granularity").value == "weight"  # a bad value is ignored
+    assert headline(app) == pytest.approx(engine_accuracy(0.9735, "movement", "global", weights="init"), abs=1e-4)
+    app.button(key="preset_20.0").click().run()
+    assert app.query_params["sparsity_pct"] == "20.0" and app.query_params["strategy"] == "movement"
