@@ -240,3 +240,20 @@ def test_a_shared_link_sets_the_controls_and_follows_them():
     assert headline(app) == pytest.approx(engine_accuracy(0.9735, "movement", "global", weights="init"), abs=1e-4)
     app.button(key="preset_20.0").click().run()
     assert app.query_params["sparsity_pct"] == "20.0" and app.query_params["strategy"] == "movement"
+
+
+@pytest.mark.parametrize("row", [r for r in pruning.catalogue() if r["dataset"] == "cifar10"] or
+                         [pytest.param(None, marks=pytest.mark.skip(reason="no CIFAR-10 model in the zoo yet"))])
+def test_cifar_on_cpu_uses_a_stratified_subset_or_says_what_to_set(row):
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=600)
+    app.session_state["model"] = row["name"]
+    app.run()
+    assert not app.exception
+    if str(pruning.load_model(row["name"]).device) == "cpu":
+        assert app.sidebar.selectbox(key="limit_cifar10_cpu").value == 2000
+    try:
+        pruning.data.load("cifar10", "test")
+    except pruning.DatasetUnavailable:
+        assert "PRUNING_DATA_DIR" in app.error[0].value  # and the sidebar still works
+        return
+    assert "class-stratified subset" in " ".join(c.value for c in app.caption)
