@@ -5,7 +5,7 @@ inference time and its compressed file size.
     fast.evaluate(model, mask, weights, limit)            # an Evaluation, same predictions as pruning.evaluate
     fast.benefit(model, mask, weights, limit)             # seconds and bytes, dense vs pruned
 
-Supported: PyTorch zoo architectures ending in a chain Linear -> ReLU -> ... -> Linear (lenet300,
+Supported: PyTorch models on the CPU whose zoo architecture ends in a chain Linear -> ReLU -> ... -> Linear (lenet300,
 lenet5, conv4); anything else (Keras, ResNet-20, uploaded .pt2) falls back to ``pruning.evaluate``.
 The part before the chain (normalisation, convolutions) runs as in the model, with masked weights.
 The chain is rewritten, exactly up to float rounding:
@@ -36,7 +36,8 @@ TAIL = ("fc1", "fc2", "fc3")
 
 
 def supported(model) -> bool:
-    return getattr(model, "framework", None) == "torch" and model.info.get("architecture") in HEADS
+    return (getattr(model, "framework", None) == "torch" and model.info.get("architecture") in HEADS
+            and str(model.device) == "cpu")
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Plan:
     @torch.inference_mode()
     def logits(self, limit: int | None = None) -> np.ndarray:
         """Logits (n, classes) on the evaluation images of ``pruning.evaluate(..., limit=limit)``."""
-        h = _head(self.model, self.head, _normalized(self.model, limit))  # (features, n)
+        h = _head(self.model, self.head, _prepared(self.model, limit))  # (features, n)
         if self.features is not None:
             h = h.index_select(0, self.features)
         for i, layer in enumerate(self.layers):
@@ -75,12 +76,11 @@ class Plan:
 
 
 @lru_cache(maxsize=8)
-def _normalized(model, limit):
-    """The evaluation images after the model's own normalisation; for an MLP already flattened and
-    transposed to (pixels, n)."""
-    with torch.inference_mode():
-        x = model._module.normalize(inputs(model, limit)[0])
-        return x.flatten(1).t().contiguous() if not HEADS[model.info["architecture"]] else x
+def _prepared(model, limit):
+    """The evaluation images as the first layer sees them; for an MLP flattened and transposed to
+    (pixels, n)."""
+    x = inputs(model, limit)[0]  # TorchModel.prepare has normalised them
+    return x.flatten(1).t().contiguous() if not HEADS[model.info["architecture"]] else x
 
 
 def _head(model, head: dict, x: torch.Tensor) -> torch.Tensor:

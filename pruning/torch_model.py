@@ -69,12 +69,16 @@ class TorchModel:
         return {name: self.states[which][name] for name in self.specs}
 
     def prepare(self, x: np.ndarray) -> torch.Tensor:
-        return to_input(x).to(self.device)
+        """Inputs as the first layer sees them: the network's own normalisation runs once here
+        (the evaluation caches prepared inputs), and ``logits`` skips it."""
+        with torch.no_grad():
+            return self._module.normalize(to_input(x).to(self.device))
 
     def _thread_module(self) -> nn.Module:
         module = getattr(self._local, "module", None)
         if module is None:
             module = self._local.module = copy.deepcopy(self._module).to(self.device)
+            module.normalize = nn.Identity()  # done by prepare
         return module
 
     @torch.inference_mode()

@@ -1,0 +1,202 @@
+"""The explorer in headless Chromium (Playwright): cold start and memory of `streamlit run app`
+(part d), slider round trips per model family (e) and 8 concurrent sessions (f).
+
+The server listens on 127.0.0.1 only and is stopped at the end; every wait has a timeout.
+Each shown accuracy is compared with the engine's value for the same settings.
+"""
+
+import asyncio
+import os
+from pathlib import Path
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+import pruning
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FAMILIES = {"MNIST MLP": ("mnist-lenet300-torch", "MNIST · PyTorch · lenet300 ·"),
+            "MNIST conv": ("mnist-lenet5-torch", "MNIST · PyTorch · lenet5 ·"),
+            "Keras": ("mnist-lenet300-keras", "MNIST · Keras · lenet300 ·")}
+METRIC = '[data-testid="stMetricValue"]'
+SHOWN = f"exp => {{ const m = document.querySelector('{METRIC}'); return m !== null && m.innerText.trim() === exp; }}"
+TIMEOUT_MS = 90_000
+
+
+def expected(name: str, sparsity_pct: float, scope: str) -> str:
+    """The headline accuracy the page should show, as the page formats it."""
+    m = pruning.load_model(name)
+    mask = pruning.compute_mask(m, "large_final", round(sparsity_pct / 100, 6), scope=scope)
+    return f"{pruning.evaluate(m, mask).accuracy:.2%}"
+
+
+def memory(pid: int) -> dict:
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+    return {k: int(status[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server():
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port), "--server.address",
+           "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url, start, time.perf_counter() - start
+        except OSError:
+            if time.perf_counter() - start > 120 or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.1)
+
+
+def scope_of(page) -> str:
+    caption = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+    return re.search(r"· (\w+) scope ·", caption)[1]
+
+
+def settle(page):
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=TIMEOUT_MS)
+
+
+def round_trips(page, family: str, moves: int) -> dict:
+    name, label = FAMILIES[family]
+    if family != "MNIST MLP":  # the first page shows the MLP already
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option").filter(has_text=label).first.click()
+        page.wait_for_function(f"() => document.body.innerText.includes('{name}')", timeout=TIMEOUT_MS)
+    slider = page.get_by_role("slider").first
+    pct = float(slider.get_attribute("aria-valuetext").rstrip("%"))
+    scope = scope_of(page)
+    page.wait_for_function(SHOWN, arg=expected(name, pct, scope), timeout=TIMEOUT_MS)
+    settle(page)
+    times, skipped, shown = [], 0, page.locator(METRIC).first.inner_text().strip()
+    while len(times) < moves and skipped < 3 * moves:
+        slider.focus()
+        start = time.perf_counter()
+        slider.press("ArrowRight")
+        page.wait_for_function(f"() => document.querySelector('[role=slider]').getAttribute('aria-valuetext') !== '{pct:g}%'",
+                               timeout=TIMEOUT_MS)
+        pct = float(slider.get_attribute("aria-valuetext").rstrip("%"))
+        want = expected(name, pct, scope)
+        if want == shown:  # the number would not change on screen: not a measurable move
+            skipped += 1
+            settle(page)
+            continue
+        page.wait_for_function(SHOWN, arg=want, timeout=TIMEOUT_MS)
+        times.append(time.perf_counter() - start)
+        shown = want
+        settle(page)
+    return {"model": name, "moves": len(times), "skipped": skipped, "median_seconds": float(np.median(times)),
+            "max_seconds": float(np.max(times)), "seconds": times, "last_sparsity_pct": pct}
+
+
+def targets(sessions: int, moves: int, scope: str) -> list:
+    """targets[j][i]: session i's sparsity (%) at move j; at every move the sessions' expected
+    accuracies are all different, so a session showing another's result would be caught."""
+    plan = []
+    for j in range(moves):
+        row, seen = [], set()
+        for i in range(sessions):
+            v = round(90.0 + 1.1 * i + 0.13 * j, 2)
+            while expected("mnist-lenet300-torch", v, scope) in seen:
+                v = round(v + 0.01, 2)
+            seen.add(expected("mnist-lenet300-torch", v, scope))
+            row.append((v, expected("mnist-lenet300-torch", v, scope)))
+        plan.append(row)
+    return plan
+
+
+async def load_test(url: str, sessions: int, moves: int, scope: str, limit_s: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    plan = targets(sessions, moves, scope)
+    latencies, problems = [], []
+
+    async def session(browser, i):
+        context = await browser.new_context(viewport={"width": 1300, "height": 1000})
+        page = await context.new_page()
+        await page.goto(url)
+        await page.locator(METRIC).first.wait_for(timeout=TIMEOUT_MS)
+        box = page.get_by_label("exact %")
+        for j in range(moves):
+            value, want = plan[j][i]
+            await box.fill(f"{value:.2f}")
+            start = time.perf_counter()
+            await box.press("Enter")
+            try:
+                await page.wait_for_function(SHOWN, arg=want, timeout=TIMEOUT_MS)
+                latencies.append(time.perf_counter() - start)
+            except Exception as exc:  # a timeout: record it, go on
+                problems.append(f"session {i} move {j}: {want} not shown ({type(exc).__name__})")
+        await page.wait_for_timeout(1000)
+        final = (await page.locator(METRIC).first.inner_text()).strip()
+        if final != plan[-1][i][1]:
+            problems.append(f"session {i} ends showing {final}, its own setting gives {plan[-1][i][1]}")
+        await context.close()
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        start = time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(session(browser, i) for i in range(sessions))), limit_s)
+        except asyncio.TimeoutError:
+            problems.append(f"stopped after {limit_s:.0f} s")
+        finally:
+            await browser.close()
+    q = np.percentile(latencies, [50, 90, 95, 99]).tolist() if latencies else [None] * 4
+    return {"sessions": sessions, "moves_each": moves, "completed": len(latencies), "wall_seconds": time.perf_counter() - start,
+            "p50": q[0], "p90": q[1], "p95": q[2], "p99": q[3], "max": max(latencies) if latencies else None,
+            "isolation_ok": not problems, "problems": problems}
+
+
+def explorer_benchmarks(parts: set, moves: int = 10, quick: bool = False) -> dict:
+    if not Path(CHROMIUM).exists():
+        return {"browser_error": f"{CHROMIUM} missing"}
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("PRUNING_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    proc, url, started, health = start_server()
+    out = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(url)
+            page.locator(METRIC).first.wait_for(timeout=TIMEOUT_MS)
+            first = time.perf_counter() - started
+            settle(page)
+            scope = scope_of(page)
+            out["d_explorer"] = {"health_seconds": health, "first_metric_seconds": first, **memory(proc.pid)}
+            if "e" in parts:
+                out["e_round_trip"] = {f: round_trips(page, f, moves) for f in FAMILIES}
+                out["d_explorer"]["after_round_trips"] = memory(proc.pid)
+            browser.close()
+        if "f" in parts:
+            out["f_load_test"] = asyncio.run(load_test(url, 8, 3 if quick else 5, scope, 300))
+            out["d_explorer"]["after_load_test"] = memory(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out

@@ -1,0 +1,289 @@
+"""Side-by-side performance of the pruning explorer, measured in one run.
+
+    python benchmarks/live.py [--quick] [--json OUT.json] [--markdown OUT.md] [--parts a,b,c,d,e,f]
+
+a  live latency (compute_mask + evaluate on the full test set) of every zoo model (CIFAR models,
+   once trained, on the explorer's CPU subset and the full set) vs its dense forward pass, the
+   fast path (pruning.fast), torch.nn.utils.prune.global_unstructured + evaluation, and a FLOP
+   lower bound from the measured matrix-multiply throughput; plus the CSR crossover.
+b  lottery-ticket-pruner calc_prune_mask + model.evaluate (benchmarks/.venv-legacy, a subprocess)
+c  sweep throughput: 10 criteria x 20 sparsities on LeNet-300-100
+d  memory with all zoo models loaded; explorer cold start and memory (browser.py)
+e  explorer round trip slider -> accuracy in headless Chromium, per model family (browser.py)
+f  load test: 8 concurrent browser sessions (browser.py)
+Every time is a median over repeats, measured interleaved so that load on the machine hits all
+variants alike. Targets are reported, never asserted.
+"""
+
+import argparse
+import copy
+import json
+import os
+from pathlib import Path
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PRUNING_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.nn.utils import prune as torch_prune  # noqa: E402
+
+import pruning  # noqa: E402
+from pruning import fast, zoo  # noqa: E402
+from pruning.criteria import CRITERIA  # noqa: E402
+from pruning.inspect import default_limit  # noqa: E402
+from pruning.prune import ranking  # noqa: E402
+
+E = sys.modules["pruning.evaluate"]
+LEGACY = ROOT / "benchmarks" / ".venv-legacy" / "bin" / "python"
+SPARSITIES = (0.5, 0.9, 0.98, 0.99)
+
+
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable; one warm-up each, then rounds that run every callable once."""
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def matmul_gflops(repeats: int) -> float:
+    """Best measured float32 matrix-multiply throughput (GFLOP/s) over a few shapes."""
+    best = 0.0
+    for m, k, n in ((2048, 2048, 2048), (10000, 784, 300), (1000, 400, 120)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        t = interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
+        best = max(best, 2 * m * k * n / t / 1e9)
+    return best
+
+
+def forward_flops(model) -> int:
+    """FLOPs of one image's dense forward pass (multiply-adds x 2, matmuls and convolutions only)."""
+    if model.framework == "torch":
+        from torch.utils.flop_counter import FlopCounterMode
+
+        x = model.prepare(pruning.data.load(model.dataset, "test")[0][:1])
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model._module(x)
+        return int(counter.get_total_flops())
+    total = 0
+    for layer in model._keras.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        out = layer.output.shape
+        spatial = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+        total += 2 * int(np.prod(kernel.shape)) * spatial
+    return total
+
+
+def torch_prune_path(model, sparsity: float, limit, y):
+    """torch.nn.utils.prune.global_unstructured (L1) on a copy of the module with θf, then evaluate
+    the same images as a PyTorch user would: pixels in [0, 1], the network normalising them."""
+    from pruning.torch_model import to_input
+
+    x = to_input(pruning.data.load(model.dataset, "test")[0][E.inputs(model, limit)[2]])
+    module = copy.deepcopy(model._module)
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.states["final"].items()}, strict=False)
+
+    def run():
+        params = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount=sparsity)
+        with torch.inference_mode():
+            logits = torch.cat([module(x[i:i + model.batch_size]) for i in range(0, len(x), model.batch_size)])
+        acc = float((logits.argmax(1).numpy() == y).mean())
+        for m, name in params:
+            torch_prune.remove(m, name)
+        return acc
+
+    def fresh():  # restores θf first (timed with it: a copy of the weights, small next to the evaluation)
+        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.states["final"].items()}, strict=False)
+        return run()
+
+    return fresh
+
+
+def part_a(repeats: int) -> dict:
+    gflops = matmul_gflops(repeats)
+    out = {"matmul_gflops": gflops, "models": []}
+    for name in zoo.names():
+        model = pruning.load_model(name)
+        limits = [None] if default_limit(model.dataset, "cpu") is None else [default_limit(model.dataset, "cpu"), None]
+        for limit in limits:
+            x, y, _ = E.inputs(model, limit)
+            dense = E.masked_weights(model, None)
+            flops = forward_flops(model) * len(y)
+            row = {"model": name, "framework": model.framework, "images": int(len(y)), "flops": flops,
+                   "flop_bound_seconds": flops / gflops / 1e9, "sparsities": []}
+            ranking.cache_clear()
+            start = time.perf_counter()
+            pruning.compute_mask(model, "large_final", 0.9, scope="global")
+            row["first_ranking_seconds"] = time.perf_counter() - start
+            start = time.perf_counter()
+            model.logits(dense, "final", x)
+            slow = time.perf_counter() - start > 10  # e.g. a CIFAR net on all 10,000 images on a CPU
+            row["reduced"] = slow  # then one sparsity and one repeat keep the run bounded
+            for s in (0.9,) if slow else SPARSITIES:
+                fns = {"dense_forward": lambda: model.logits(dense, "final", x),
+                       "live": lambda: pruning.evaluate(model, pruning.compute_mask(model, "large_final", s, scope="global"), limit=limit)}
+                if fast.supported(model):
+                    fns["live_fast"] = lambda: fast.evaluate(model, pruning.compute_mask(model, "large_final", s, scope="global"), limit=limit)
+                if model.framework == "torch":
+                    fns["torch_prune"] = torch_prune_path(model, s, limit, y)
+                t = interleaved(fns, 1 if slow else repeats)
+                mask = pruning.compute_mask(model, "large_final", s, scope="global")
+                t["accuracy"] = pruning.evaluate(model, mask, limit=limit).accuracy
+                if "torch_prune" in fns:
+                    t["torch_prune_accuracy"] = fns["torch_prune"]()
+                t["ratio_live_to_dense"] = t["live"] / t["dense_forward"]
+                if "live_fast" in t:
+                    t["ratio_fast_to_dense"] = t["live_fast"] / t["dense_forward"]
+                if "torch_prune" in t:
+                    t["ratio_live_to_torch_prune"] = t["live"] / t["torch_prune"]
+                row["sparsities"].append({"sparsity": s, **t})
+                print(f"  a {name} n={len(y)} s={s}: " + ", ".join(f"{k}={v:.4f}" for k, v in t.items()), file=sys.stderr)
+            out["models"].append(row)
+    out["crossover"] = csr_crossover(repeats)
+    return out
+
+
+def csr_crossover(repeats: int) -> list:
+    """fc1 of LeNet-300-100 (300 x 784, 10,000 images): dense addmm vs CSR addmm by sparsity."""
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(784, 10000, generator=g), torch.randn(300, 784, generator=g), torch.zeros(300, 1)
+    rows = []
+    for s in (0.5, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995):
+        wm = w * (torch.rand(w.shape, generator=g) >= s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = wm.to_sparse_csr()
+        with torch.inference_mode():
+            t = interleaved({"dense": lambda: torch.addmm(b, wm, x), "csr": lambda: torch.addmm(b, c, x)}, repeats)
+        rows.append({"sparsity": s, **t, "csr_speedup": t["dense"] / t["csr"]})
+    return rows
+
+
+def part_b(repeats: int) -> dict:
+    """lottery-ticket-pruner in its own environment, on the same Keras LeNet-300-100 weights."""
+    if not LEGACY.exists():
+        return {"error": f"{LEGACY} missing: run benchmarks/setup_legacy.sh (needs PyPI)"}
+    model = pruning.load_model("mnist-lenet300-keras")
+    x, y = pruning.data.load("mnist", "test")
+    cfg = model._keras.get_layer("normalize").get_config()
+    arrays = {"x": x, "y": y, "scale": np.float64(np.ravel(cfg["scale"])[0]), "offset": np.float64(np.ravel(cfg["offset"])[0])}
+    for which in ("init", "final"):
+        for layer in ("fc1", "fc2", "fc3"):
+            for var in ("kernel", "bias"):
+                arrays[f"{which}.{layer}.{var}"] = model.states[which][f"{layer}/{var}"]
+    ours = {}
+    for s in (0.2, 0.9, 0.99):
+        fn = lambda: pruning.evaluate(model, pruning.compute_mask(model, "smallest_weights_global", s))  # noqa: E731
+        ours[s] = {"seconds": interleaved({"live": fn}, repeats)["live"], "accuracy": fn().accuracy}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.npz"
+        np.savez(path, **arrays)
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "CUDA_VISIBLE_DEVICES": ""}
+        proc = subprocess.run([str(LEGACY), str(ROOT / "benchmarks" / "ltp_legacy.py"), str(path), "0.2,0.9,0.99",
+                               str(repeats)], capture_output=True, text=True, env=env, timeout=1200)
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    for row in theirs["rows"]:
+        row["ours_seconds"], row["ours_accuracy"] = ours[row["sparsity"]]["seconds"], ours[row["sparsity"]]["accuracy"]
+        row["ratio_theirs_to_ours"] = row["seconds"] / row["ours_seconds"]
+    return theirs
+
+
+def part_c(sparsity_count: int) -> dict:
+    model = pruning.load_model("mnist-lenet300-torch")
+    criteria = list(CRITERIA)[:10]
+    sparsities = np.linspace(0, 0.99, sparsity_count)
+    out = {"criteria": len(criteria), "sparsities": len(sparsities)}
+    for label, ev in (("plain", pruning.evaluate), ("fast", fast.evaluate)):
+        ranking.cache_clear()
+        start = time.perf_counter()
+        for c in criteria:
+            for s in sparsities:
+                ev(model, pruning.compute_mask(model, c, float(s), scope="global"))
+        out[f"{label}_seconds"] = time.perf_counter() - start
+    out["evaluations"] = len(criteria) * len(sparsities)
+    return out
+
+
+def part_d_engine() -> dict:
+    """Resident memory of a fresh process that loads every zoo model and evaluates each once."""
+    code = ("import sys, pruning; sys.path.insert(0, '.')\n"
+            "from pruning import zoo\n"
+            "for n in zoo.names():\n    m = pruning.load_model(n); pruning.evaluate(m, None)\n"
+            "status = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+            "print(int(status['VmRSS'].split()[0]) * 1024, int(status['VmHWM'].split()[0]) * 1024)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    rss, peak = (int(v) for v in proc.stdout.split()[-2:])
+    return {"models": zoo.names(), "rss_bytes": rss, "peak_bytes": peak}
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "tensorflow", "keras", "streamlit", "numpy", "playwright"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
+    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--markdown", metavar="OUT", help="also write the tables as Markdown")
+    ap.add_argument("--parts", default="a,b,c,d,e,f")
+    args = ap.parse_args()
+    repeats = 3 if args.quick else 7
+    parts = set(args.parts.split(","))
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+               "versions": versions(), "repeats": repeats, "quick": args.quick}
+    if "a" in parts:
+        results["a_live"] = part_a(repeats)
+    if "b" in parts:
+        results["b_lottery_ticket_pruner"] = part_b(repeats)
+    if "c" in parts:
+        results["c_sweep"] = part_c(5 if args.quick else 20)
+    if "d" in parts:
+        results["d_memory"] = part_d_engine()
+    if parts & {"d", "e", "f"}:
+        from browser import explorer_benchmarks
+
+        results.update(explorer_benchmarks(parts, moves=10, quick=args.quick))
+    results["machine"]["load_average_end"] = os.getloadavg()
+    from report import markdown, print_tables
+
+    print_tables(results)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Print benchmarks/live.py's results as tables with ratios and the targets."""
+
+
+def _t(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _mb(n) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def table(header: list, rows: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def tables(r: dict) -> list:
+    out = []
+    a = r.get("a_live")
+    if a:
+        rows = []
+        for m in a["models"]:
+            for s in m["sparsities"]:
+                rows.append([m["model"], m["images"], f"{s['sparsity']:.2f}", _t(s["dense_forward"]), _t(s["live"]),
+                             f"{s['ratio_live_to_dense']:.2f}x", _t(s.get("live_fast")),
+                             f"{s['ratio_fast_to_dense']:.2f}x" if "ratio_fast_to_dense" in s else "-",
+                             _t(s.get("torch_prune")),
+                             f"{s['ratio_live_to_torch_prune']:.2f}x" if "ratio_live_to_torch_prune" in s else "-",
+                             _t(m["flop_bound_seconds"]), f"{s['accuracy']:.4f}",
+                             f"{s['torch_prune_accuracy']:.4f}" if "torch_prune_accuracy" in s else "-"])
+        out.append(("a. Live latency (compute_mask + evaluate), large_final global; matmul "
+                    f"{a['matmul_gflops']:.1f} GFLOP/s measured",
+                    table(["model", "images", "sparsity", "dense forward", "live", "live/dense", "live (fast path)",
+                           "fast/dense", "torch prune + eval", "live/torch", "FLOP bound", "accuracy", "torch acc."], rows)))
+        out.append(("a. First ranking (sort once per setting) per model",
+                    table(["model", "images", "first compute_mask"], [[m["model"], m["images"], _t(m["first_ranking_seconds"])] for m in a["models"]])))
+        out.append(("a. CSR vs dense addmm, 300 x 784 kernel, 10,000 images",
+                    table(["sparsity", "dense", "CSR", "CSR speedup"],
+                          [[f"{c['sparsity']:.3f}", _t(c["dense"]), _t(c["csr"]), f"{c['csr_speedup']:.2f}x"] for c in a["crossover"]])))
+    b = r.get("b_lottery_ticket_pruner")
+    if b:
+        if "error" in b:
+            out.append(("b. lottery-ticket-pruner", f"not measured: {b['error']}"))
+        else:
+            out.append((f"b. lottery-ticket-pruner {b['lottery_ticket_pruner']} (tf_keras {b['tf_keras']}) vs this engine, "
+                        "mnist-lenet300-keras, smallest_weights_global",
+                        table(["sparsity", "Keras batch", "calc_prune_mask + apply + evaluate", "accuracy", "ours (live)",
+                               "our accuracy", "theirs/ours"],
+                              [[row["sparsity"], row["batch_size"], _t(row["seconds"]), f"{row['accuracy']:.4f}",
+                                _t(row["ours_seconds"]), f"{row['ours_accuracy']:.4f}", f"{row['ratio_theirs_to_ours']:.1f}x"]
+                               for row in b["rows"]])))
+    c = r.get("c_sweep")
+    if c:
+        out.append((f"c. Sweep: {c['criteria']} criteria x {c['sparsities']} sparsities = {c['evaluations']} evaluations (LeNet-300-100)",
+                    table(["evaluate", "total", "per evaluation"],
+                          [[k, _t(c[f"{k}_seconds"]), _t(c[f"{k}_seconds"] / c["evaluations"])] for k in ("plain", "fast")])))
+    d, x = r.get("d_memory"), r.get("d_explorer")
+    if d or x:
+        rows = []
+        if d:
+            rows.append(["process with all zoo models loaded and evaluated", _mb(d["rss_bytes"]), _mb(d["peak_bytes"])])
+        if x:
+            rows.append(["streamlit run app, after the first page", _mb(x["VmRSS"]), _mb(x["VmHWM"])])
+            for k in ("after_round_trips", "after_load_test"):
+                if k in x:
+                    rows.append([f"streamlit run app, {k.replace('_', ' ')}", _mb(x[k]["VmRSS"]), _mb(x[k]["VmHWM"])])
+        out.append(("d. Memory (resident, from /proc)", table(["process", "RSS", "peak RSS"], rows)))
+        if x:
+            out.append(("d. Explorer cold start", table(["health endpoint answers", "accuracy shown in Chromium"],
+                                                     [[_t(x["health_seconds"]), _t(x["first_metric_seconds"])]])))
+    e = r.get("e_round_trip")
+    if e:
+        out.append(("e. Browser round trip: slider key press -> new accuracy on screen",
+                    table(["family", "model", "moves", "median", "max"],
+                          [[f, v["model"], v["moves"], _t(v["median_seconds"]), _t(v["max_seconds"])] for f, v in e.items()])))
+    f = r.get("f_load_test")
+    if f:
+        out.append((f"f. Load test: {f['sessions']} concurrent sessions x {f['moves_each']} moves",
+                    table(["completed", "p50", "p90", "p95", "max", "wall", "isolation"],
+                          [[f["completed"], _t(f["p50"]), _t(f["p90"]), _t(f["p95"]), _t(f["max"]), _t(f["wall_seconds"]),
+                            "ok" if f["isolation_ok"] else "; ".join(f["problems"])]])))
+    return out
+
+
+def print_tables(r: dict):
+    print(markdown(r))
+
+
+def targets(r: dict) -> list:
+    """[target, measured, met] rows for the targets the issue sets (reported, never asserted)."""
+    rows = []
+    for m in (r.get("a_live") or {}).get("models", []):
+        if m["model"] == "mnist-lenet300-torch":
+            worst = max(s["ratio_live_to_dense"] for s in m["sparsities"])
+            rows.append(["LeNet-300-100 live <= 1.2x dense forward (every sparsity)", f"worst {worst:.2f}x", worst <= 1.2])
+            worst = max(s["ratio_live_to_torch_prune"] for s in m["sparsities"])
+            rows.append(["LeNet-300-100 live no slower than torch.nn.utils.prune (every sparsity)",
+                         f"worst {worst:.2f}x", worst <= 1.0])
+    for family, v in (r.get("e_round_trip") or {}).items():
+        rows.append([f"browser round trip <= 1 s median ({family})", f"{v['median_seconds']:.2f} s", v["median_seconds"] <= 1.0])
+    c = r.get("c_sweep")
+    if c:
+        for k in ("plain", "fast"):
+            rows.append([f"sweep of {c['evaluations']} evaluations <= 20 s ({k} evaluate)", f"{c[f'{k}_seconds']:.1f} s",
+                         c[f"{k}_seconds"] <= 20])
+    d, x = r.get("d_memory"), r.get("d_explorer")
+    if d:
+        rows.append(["memory with all zoo models loaded <= 3 GB", _mb(d["peak_bytes"]) + " peak", d["peak_bytes"] <= 3 * 2**30])
+    if x:
+        peak = max([x["VmHWM"]] + [x[k]["VmHWM"] for k in ("after_round_trips", "after_load_test") if k in x])
+        rows.append(["explorer process <= 3 GB", _mb(peak) + " peak", peak <= 3 * 2**30])
+    f = r.get("f_load_test")
+    if f:
+        rows.append(["8 sessions: each sees only its own results", f"{f['completed']} moves checked", f["isolation_ok"]])
+    return rows
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    head = (f"Measured {r['date']} on {m['cores']} cores ({m['cpu']}), GPU: {m['gpu']}, torch threads "
+            f"{m['torch_threads']}; load average {m['load_average'][0]:.1f} at the start, "
+            f"{m['load_average_end'][0]:.1f} at the end; {r['repeats']} repeats per median.\n\n"
+            + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
+    parts = [head, "### Targets\n\n" + table(["target", "measured", "met"],
+                                               [[t, v, "yes" if ok else "**no**"] for t, v, ok in targets(r)])]
+    parts += [f"### {title}\n\n{body}" for title, body in tables(r)]
+    return "\n\n".join(parts) + "\n"
