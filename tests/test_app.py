@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import pruning
+from pruning.inspect import default_limit
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MODEL = "mnist-lenet300-torch"
@@ -250,7 +251,7 @@ def test_cifar_on_cpu_uses_a_stratified_subset_or_says_what_to_set(row):
     app.run()
     assert not app.exception
     if str(pruning.load_model(row["name"]).device) == "cpu":
-        assert app.sidebar.selectbox(key="limit_cifar10_cpu").value == 2000
+        assert app.sidebar.selectbox(key="limit_cifar10_cpu").value == default_limit("cifar10", "cpu")
     try:
         pruning.data.load("cifar10", "test")
     except pruning.DatasetUnavailable:

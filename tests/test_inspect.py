@@ -27,7 +27,7 @@ def test_fixed_sparsity_and_default_limit():
     with pytest.raises(pruning.PruningError):
         inspect.fixed_sparsity("4:2")
     assert inspect.default_limit("mnist", "cpu") is None
-    assert inspect.default_limit("cifar10", "cpu") == 2000 and inspect.default_limit("cifar10", "cuda:0") is None
+    assert inspect.default_limit("cifar10", "cpu") == 500 and inspect.default_limit("cifar10", "cuda:0") is None
 
 
 def test_model_size(model, mask):
