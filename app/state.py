@@ -66,8 +66,9 @@ def register_upload(final, init, dataset: str) -> str:
     if name not in _uploads:
         m = pruning.load_upload(final, dataset, init)
         total, prunable = inspect.parameter_count(m)
+        accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
         row = {"name": name, "framework": m.framework, "dataset": dataset, "architecture": f"your {m.name}",
-               "parameters": total, "prunable": prunable, "test_accuracy": pruning.evaluate(m).accuracy}
+               "parameters": total, "prunable": prunable, "test_accuracy": accuracy}
         _uploads[name] = (m, row)
         while len(_uploads) > MAX_UPLOADS:
             _uploads.pop(next(iter(_uploads)))
