@@ -34,11 +34,16 @@ class Run:
 
 
 def _backend(model):
-    if model.framework != "torch":
-        raise PruningError(f"training in the loop supports PyTorch models; {model.name!r} is {model.framework}")
-    from . import train_torch
+    """The framework's training glue: ``start_state`` and ``train_masked``."""
+    if model.framework == "torch":
+        from . import train_torch
 
-    return train_torch
+        return train_torch
+    if model.framework == "keras":
+        from . import train_keras
+
+        return train_keras
+    raise PruningError(f"training in the loop supports PyTorch and Keras models; {model.name!r} is {model.framework}")
 
 
 def _epochs(model, epochs):
@@ -138,7 +143,9 @@ def steps_per_epoch(model, limit=None) -> int:
     from . import data
 
     n = len(data.load(model.dataset, "train")[1]) if not limit else limit
-    batch = _backend(model).RECIPES.get(model.name, {}).get("batch_size", 60)
+    from .recipes import RECIPES
+
+    batch = RECIPES.get(model.name, {}).get("batch_size", 60)
     return -(-n // batch)
 
 

@@ -43,11 +43,13 @@ def _optimizer(recipe, params, steps):
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with 4-pixel zero padding and horizontal flip; x is (n, c, h, w)."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (4, 4, 4, 4))
-    dy, dx = torch.randint(0, 9, (2,), generator=gen).tolist()
-    x = padded[:, :, dy:dy + h, dx:dx + w]
+    """Per image: a random crop with 4-pixel zero padding and a horizontal flip; x is (n, c, h, w)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))  # (n, c, h+8, w+8)
+    dy, dx = torch.randint(0, 9, (2, n), generator=gen)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (n, 1, 1, w)
+    x = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
     flip = torch.rand(n, generator=gen) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
