@@ -1,7 +1,8 @@
-"""Small file helpers: atomic writes and file hashes."""
+"""Small helpers: atomic writes, file hashes, and a description of this machine."""
 
 import hashlib
 import os
+import platform
 from pathlib import Path
 import tempfile
 
@@ -38,3 +39,14 @@ def sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cpu_description() -> str:
+    """"<CPU model>, <n> cores (CPU only)": recorded with every training run and benchmark."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"

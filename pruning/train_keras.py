@@ -5,15 +5,13 @@ need not be trained), converted to Keras layout, so the two frameworks share θ0
 """
 
 import json
-import os
-import platform
 import time
 
 import numpy as np
 
 from . import data
 from .errors import PruningError
-from .io import sha256
+from .io import cpu_description, sha256
 from .keras_callback import MaskCallback
 from .keras_model import keras, named_variables, prunable_specs, tf
 from .keras_nets import build
@@ -193,12 +191,4 @@ def _hardware() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+    return cpu_description()

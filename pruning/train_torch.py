@@ -1,8 +1,6 @@
 """Train a PyTorch zoo model from its recipe (recipes.py) and write pretrained/<name>/."""
 
 import json
-import os
-import platform
 import sys
 import time
 
@@ -13,7 +11,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data
-from .io import sha256
+from .io import cpu_description, sha256
 from .recipes import RECIPES
 from .torch_model import build, device, prunable_specs, to_input
 from .torch_nets import INITS
@@ -169,15 +167,7 @@ def train_zoo_model(name: str, log=print) -> dict:
 def _hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+    return cpu_description()
 
 
 def start_state(model, rewind: str, seed: int = 0) -> dict:
