@@ -26,6 +26,8 @@ def errors_shown():
 
 def header(s: Settings):
     st.title("Pruning explorer")
+    st.markdown("Remove (*prune*) a share of a trained network's weights and see what it can still do. Move "
+                "**Prune** in the sidebar: every number and chart below follows.")
     st.caption(f"**{state.display_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} "
                f"granularity · {s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
 
