@@ -81,7 +81,8 @@ def test_slider_moves_the_accuracy(server, tmp_path):
             page.wait_for_function("() => location.search.includes('sparsity_pct=90.0')", timeout=60_000)  # shareable
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
             page.wait_for_timeout(3000)  # let the charts settle for the picture
-            out = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "explorer.png"
+            update = os.environ.get("UPDATE_SCREENSHOT") == "1"
+            out = ROOT / "docs" / "screenshot.png" if update else tmp_path / "explorer.png"
             page.screenshot(path=str(out))
             assert out.stat().st_size > 10_000
             assert not page.locator('[data-testid="stException"]').count()
