@@ -91,7 +91,7 @@ def lottery_ticket(quick=False):
     from .retrain import imp
 
     model = load_model("mnist-lenet300-torch")
-    train = _training(quick, 10)
+    train = _training(quick, 5)
     rounds = 2 if quick else 12
     start = time.perf_counter()
     rows = imp(model, rounds=rounds, rate=0.2, output_rate=0.5, epochs=train["epochs"], limit=train["limit"],
