@@ -140,3 +140,29 @@ def confusion_change(change, names: list) -> go.Figure:
     fig.update_xaxes(title="predicted", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category")
     return _layout(fig, 380)
+
+
+def retrain_curves(runs: dict, epochs: int, dense: float, supermask: float | None = None) -> go.Figure:
+    """Test accuracy and training loss per epoch of retraining runs, on axes spanning ``epochs``.
+    ``runs``: label -> {"history": [{"epoch", "loss", "accuracy"}], "before": accuracy at epoch 0
+    or None, "colour"}; ``dense``/``supermask``: reference lines."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["test accuracy", "training loss (mean over the epoch)"],
+                        horizontal_spacing=0.08)
+    for label, run in runs.items():
+        h, line = run["history"], dict(color=run.get("colour"))
+        start = [] if run.get("before") is None else [(0, run["before"])]
+        points = start + [(r["epoch"], r["accuracy"]) for r in h]
+        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=label,
+                        legendgroup=label, line=line, row=1, col=1,
+                        hovertemplate="epoch %{x}: %{y:.2%}<extra>" + label + "</extra>")
+        fig.add_scatter(x=[r["epoch"] for r in h], y=[r["loss"] for r in h], mode="lines+markers", name=label,
+                        legendgroup=label, showlegend=False, line=line, row=1, col=2,
+                        hovertemplate="epoch %{x}: loss %{y:.4f}<extra>" + label + "</extra>")
+    fig.add_hline(y=dense, line=dict(color="black", dash="dash", width=1), row=1, col=1,
+                  annotation_text=f"dense {dense:.2%}", annotation_position="bottom right")
+    if supermask is not None:
+        fig.add_hline(y=supermask, line=dict(color="#d62728", dash="dot", width=1), row=1, col=1,
+                      annotation_text=f"untrained supermask {supermask:.2%}", annotation_position="top right")
+    fig.update_xaxes(title="epoch", range=[-0.2, epochs + 0.2], dtick=1)
+    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    return _layout(fig, 360)

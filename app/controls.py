@@ -6,7 +6,7 @@ import pruning
 from pruning.criteria import ALIAS_DOCS
 from pruning.inspect import default_limit, fixed_sparsity
 
-from state import Settings, catalogue, model, register_upload, uploaded_rows
+from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
 
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -54,18 +54,23 @@ def upload_ui() -> str | None:
         init = st.file_uploader("Initial weights θ0 (optional, same format)", key="upload_init")
         dataset = st.selectbox("It classifies", list(DATASET_NAMES), format_func=DATASET_NAMES.get,
                                key="upload_dataset", persist_state="session")
+        held = st.session_state.get("upload_held")  # (file ids, name) of the model the uploader holds
+        ids = (final.file_id, init.file_id if init else None, dataset) if final is not None else None
+        if held and held[0] == ids and uploaded_rows([held[1]]):
+            return held[1]  # hash and check each file once
+        if held:  # replaced or removed: this session lets the old model go
+            drop_upload(held[1])
+            del st.session_state["upload_held"]
         if final is None:
             return None
-        seen = st.session_state.setdefault("upload_names", {})  # file ids -> name: hash each file once
-        ids = (final.file_id, init.file_id if init else None, dataset)
         try:
-            if ids not in seen or not uploaded_rows([seen[ids]]):  # new, or evicted from memory
-                with st.spinner("Checking the file…"):
-                    seen[ids] = register_upload(final, init, dataset)
-            return seen[ids]
+            with st.spinner("Checking the file…"):
+                name = register_upload(final, init, dataset)
         except pruning.PruningError as exc:
             st.error(f"{exc}")
             return None
+        st.session_state.upload_held = (ids, name)
+        return name
 
 
 def model_ui() -> str | None:

@@ -1,11 +1,13 @@
 """Cached wrappers around the engine, keyed on plain settings.
 
-Models and data are shared resources (``st.cache_resource``; never mutated); results are
+Zoo models and data are shared resources (``st.cache_resource``; never mutated), uploaded models
+live in their visitor's ``st.session_state`` only; results are
 ``st.cache_data`` keyed on a ``Settings`` tuple, so moving a control back to a value already
 seen costs nothing and each browser session only keeps its own settings in its widgets.
 """
 
 import hashlib
+import secrets
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -13,7 +15,7 @@ from typing import NamedTuple
 import streamlit as st
 
 import pruning
-from pruning import data, export, inspect
+from pruning import byo, data, export, inspect
 from pruning.prune import resolve_strategy
 
 
@@ -44,45 +46,63 @@ def _zoo_model(name: str):
     return pruning.load_model(name)
 
 
-UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of the files and dataset
-MAX_UPLOADS = 8
-_uploads: dict = {}  # name -> (model, catalogue row); the same bytes give the same, shared model
+UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of a per-session secret, the files, the dataset
+MAX_UPLOADS = 2  # per browser session
+
+
+def _uploads() -> dict:
+    """This browser session's uploaded models: name -> (model, catalogue row).  They live in its
+    ``st.session_state`` only: another session cannot reach them, even knowing the name."""
+    return st.session_state.setdefault("_uploaded_models", {})
 
 
 def model(name: str):
-    """A zoo model, or a model uploaded in this process (read-only, shared)."""
+    """A zoo model (shared, read-only), or one of this session's uploaded models."""
     if name.startswith(UPLOAD):
-        if name not in _uploads:
-            raise pruning.PruningError("this uploaded model is no longer in memory: upload it again")
-        return _uploads[name][0]
+        mine = _uploads()
+        if name not in mine:
+            raise pruning.PruningError("this uploaded model is not in this browser session: upload it again")
+        return mine[name][0]
     return _zoo_model(name)
 
 
 def register_upload(final, init, dataset: str) -> str:
-    """Check and load an uploaded model file (and optional θ0 file); its name for ``Settings``.
-    Raises PruningError (one line) for a refused or broken file."""
-    digest = hashlib.sha256(final.getvalue() + (init.getvalue() if init else b"-") + dataset.encode()).hexdigest()
-    name = UPLOAD + digest[:12]
-    if name not in _uploads:
+    """Check and load an uploaded model file (and optional θ0 file) into this session; its name for
+    ``Settings``.  Raises PruningError (one line) for a refused or broken file."""
+    # a per-session secret in the name: no cached result of an upload is ever shared between sessions
+    secret = st.session_state.setdefault("_upload_secret", secrets.token_bytes(16))
+    parts = [secret, final.getvalue(), init.getvalue() if init else b"-", dataset.encode()]
+    name = UPLOAD + hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+    mine = _uploads()
+    if name not in mine:
         m = pruning.load_upload(final, dataset, init)
         total, prunable = inspect.parameter_count(m)
         accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
         row = {"name": name, "framework": m.framework, "dataset": dataset, "architecture": f"your {m.name}",
                "parameters": total, "prunable": prunable, "test_accuracy": accuracy}
-        _uploads[name] = (m, row)
-        while len(_uploads) > MAX_UPLOADS:
-            _uploads.pop(next(iter(_uploads)))
+        mine[name] = (m, row)
+        while len(mine) > MAX_UPLOADS:
+            drop_upload(next(iter(mine)))
     return name
+
+
+def drop_upload(name: str) -> None:
+    """Discard one of this session's uploads (replaced or removed), and the engine caches that
+    would keep it alive (``pruning.byo.forget``)."""
+    if _uploads().pop(name, None) is not None:
+        byo.forget()
 
 
 def display_name(name: str) -> str:
     """The zoo name, or "your <file name>" for an uploaded model."""
-    return _uploads[name][1]["architecture"] if name in _uploads else name
+    mine = _uploads() if name.startswith(UPLOAD) else {}
+    return mine[name][1]["architecture"] if name in mine else name
 
 
 def uploaded_rows(names: list) -> list:
-    """Catalogue rows of the uploaded models still in memory, in ``names`` order."""
-    return [_uploads[n][1] for n in names if n in _uploads]
+    """Catalogue rows of this session's uploaded models still held, in ``names`` order."""
+    mine = _uploads()
+    return [mine[n][1] for n in names if n in mine]
 
 
 @st.cache_resource(show_spinner=False)

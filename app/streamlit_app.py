@@ -1,7 +1,8 @@
 """Pruning explorer: pick a model and a pruning strategy, see what the pruned network can still do.
 
 Run with ``streamlit run app``.  This file only describes the pages; controls live in
-controls.py, sections in sections.py, figures in charts.py, cached engine calls in state.py.
+controls.py, sections in sections.py, the Retrain tab in retrain_ui.py, figures in charts.py,
+cached engine calls in state.py.
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 import controls  # noqa: E402
 import perf  # noqa: E402
+import retrain_ui  # noqa: E402
 import sections  # noqa: E402
 
 
@@ -31,8 +33,8 @@ def explorer():
             sections.curve(settings, results)
         with bars:
             sections.layers(settings)
-        weights, first, predictions, export = st.tabs(
-            ["Weights", "First layer", "Predictions", "Export"], key="tab", on_change="rerun")
+        weights, first, predictions, retrain, export = st.tabs(
+            ["Weights", "First layer", "Predictions", "Retrain", "Export"], key="tab", on_change="rerun")
         if weights.open:
             with weights:
                 sections.weights_tab(settings)
@@ -42,6 +44,9 @@ def explorer():
         if predictions.open:
             with predictions:
                 sections.predictions_tab(settings)
+        if retrain.open:
+            with retrain:
+                retrain_ui.tab(settings)
         if export.open:
             with export:
                 sections.export_tab(settings, results["evaluation"].accuracy, results["evaluation"].n)
