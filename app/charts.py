@@ -146,8 +146,7 @@ def retrain_curves(runs: dict, epochs: int, dense: float, supermask: float | Non
     """Test accuracy and training loss per epoch of retraining runs, on axes spanning ``epochs``.
     ``runs``: label -> {"history": [{"epoch", "loss", "accuracy"}], "before": accuracy at epoch 0
     or None, "colour"}; ``dense``/``supermask``: reference lines."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["test accuracy", "training loss (mean over the epoch)"],
-                        horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     for label, run in runs.items():
         h, line = run["history"], dict(color=run.get("colour"))
         start = [] if run.get("before") is None else [(0, run["before"])]
@@ -164,5 +163,6 @@ def retrain_curves(runs: dict, epochs: int, dense: float, supermask: float | Non
         fig.add_hline(y=supermask, line=dict(color="#d62728", dash="dot", width=1), row=1, col=1,
                       annotation_text=f"untrained supermask {supermask:.2%}", annotation_position="top right")
     fig.update_xaxes(title="epoch", range=[-0.2, epochs + 0.2], dtick=1)
-    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", title="test accuracy", row=1, col=1)
+    fig.update_yaxes(title="training loss (epoch mean)", rangemode="tozero", row=1, col=2)
     return _layout(fig, 360)

@@ -80,9 +80,10 @@ def tab(s: Settings):
         if start in why:
             st.info(f"{STARTS[start].capitalize()} is unavailable: {why[start]}.")
     options = [r for r in STARTS if r not in why]
-    left, mid, right = st.columns([3, 1, 2])
-    starts = left.multiselect("Start from", options, [r for r in DEFAULT if r in options], format_func=STARTS.get,
-                              key="rt_starts", help="Each starting point is one training run of the same mask.")
+    left, mid, right = st.columns([4, 1, 2])
+    starts = left.multiselect("Start from", options, [r for r in DEFAULT if r in options], format_func=SHORT.get,
+                              key="rt_starts", help="Each starting point is one training run of the same mask: "
+                              + "; ".join(f"{SHORT[r]}: {STARTS[r]}" for r in options))
     epochs = mid.number_input("Epochs", min_value=1, max_value=20, value=2, step=1, key="rt_epochs")
     default = LIMITS.index(3000 if m.dataset == "cifar10" and str(m.device) == "cpu" else 0)
     limit = right.selectbox("Training examples", LIMITS, index=default, format_func=LIMIT_LABELS.get,
@@ -163,7 +164,8 @@ def _draw(job: dict, bar, chart, key: str):
             "stopped": f"Stopped after {done} of {total} epochs: a control changed",
             "error": job["message"]}[job["status"]]
     bar.progress(done / total, text=text)
-    runs = {SHORT[r]: {**job["runs"][r], "colour": COLOURS[r]} for r in job["starts"]}
+    runs = {SHORT[r]: {**job["runs"][r], "colour": COLOURS[r]} for r in job["starts"]
+            if job["runs"][r]["history"] or (r == current and job["status"] == "running")}  # begun
     chart.plotly_chart(charts.retrain_curves(runs, job["epochs"], job["dense"], job["supermask"]), key=key)
 
 
@@ -202,4 +204,5 @@ def rows(job: dict) -> list:
                     "vs supermask": "n/a" if job["supermask"] is None else f"{final - job['supermask']:+.2%}",
                     "s per epoch": f"{sum(run['seconds']) / len(run['seconds']):.1f}"}
         out.append(row)
-    return out
+    columns = list(dict.fromkeys(key for row in out for key in row))
+    return [{key: row.get(key, "—") for key in columns} for row in out]  # "—": not trained (cancelled)

@@ -129,7 +129,7 @@ def test_an_upload_without_init_says_why_there_is_no_rewind():
     upload(at, init=False)
     texts = " ".join(i.value for i in at.info)
     assert "no θ0" in texts and "optional θ0 file" in texts and "recipe" in texts
-    assert at.multiselect(key="rt_starts").options == ["fine-tune from θf"]
+    assert at.multiselect(key="rt_starts").options == ["θf · fine-tune"]
 
 
 def test_an_upload_lives_only_in_its_session():
