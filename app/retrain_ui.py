@@ -174,7 +174,7 @@ def _show(job: dict, s: Settings, bar, chart, table):
     with table:
         if job["status"] == "error":
             st.error(job["message"])
-        if job["settings"] != s:
+        if job["settings"]._replace(limit=None) != s._replace(limit=None):  # (evaluation images do not matter)
             st.warning("These runs are for an earlier setting of the sidebar "
                        f"({job['settings'].strategy}, {job['settings'].sparsity:.2%} pruned); press Train for the "
                        "current mask.")
