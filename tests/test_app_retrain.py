@@ -161,3 +161,12 @@ def test_an_upload_lives_only_in_its_session():
     assert "not in this browser session" in probe.error[0].value
     first.sidebar.file_uploader(key="upload_final").set_value(None).run()  # dropped: the session lets it go
     assert not first.exception and name not in first.session_state["_uploaded_models"]
+
+
+@needs_data
+def test_an_uploaded_state_dict_with_its_init_retrains():
+    at = app()
+    upload(at)
+    assert at.multiselect(key="rt_starts").options == ["θ0 · lottery ticket", "θf · fine-tune"]
+    train(at, ["init", "final"])
+    assert not at.error and set(shown(at)) == {"rewind to θ0 (lottery ticket)", "fine-tune from θf"}
