@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
 
-CSR_SPARSITY = 0.95  # a kernel at least this sparse is multiplied as CSR (measured crossover)
+CSR_SPARSITY = 0.97  # a kernel at least this sparse is multiplied as CSR (measured crossover)
 HEADS = {"lenet300": (), "lenet5": ("conv1", "conv2"), "conv4": ("conv1", "conv2", "conv3", "conv4")}
 TAIL = ("fc1", "fc2", "fc3")
 
