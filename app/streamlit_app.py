@@ -33,23 +33,13 @@ def explorer():
             sections.curve(settings, results)
         with bars:
             sections.layers(settings)
-        weights, first, predictions, retrain, export = st.tabs(
-            ["Weights", "First layer", "Predictions", "Retrain", "Export"], key="tab", on_change="rerun")
-        if weights.open:
-            with weights:
-                sections.weights_tab(settings)
-        if first.open:
-            with first:
-                sections.first_layer_tab(settings)
-        if predictions.open:
-            with predictions:
-                sections.predictions_tab(settings)
-        if retrain.open:
-            with retrain:
-                retrain_ui.tab(settings)
-        if export.open:
-            with export:
-                sections.export_tab(settings, results["evaluation"].accuracy, results["evaluation"].n)
+        tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
+                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab,
+                "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
+        for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values()):
+            if tab.open:  # only the open tab is computed, so the sliders stay fast
+                with tab:
+                    show(settings)
         perf.section(settings)
 
 
