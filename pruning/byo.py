@@ -38,7 +38,7 @@ import numpy as np
 
 from .data import DATASETS, check_name
 from .errors import PruningError
-from .io import sha256
+from .io import sha256, silenced_stderr
 from .recipes import CIFAR, FASHION, MNIST
 
 MAX_BYTES = 200 * 2**20  # per file
@@ -127,20 +127,6 @@ def _quiet():
             yield
         finally:
             logging.disable(logging.NOTSET)
-
-
-@contextmanager
-def _native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null (for C++ libraries' logs), then restore it."""
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 # --- .safetensors: a zoo architecture's state dict -------------------------------------------
@@ -297,7 +283,7 @@ def _keras_model(name, info, path, init_path):
         check_keras_config(p)
     if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter would break one-line errors
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with _native_stderr_silenced():
+        with silenced_stderr():
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")

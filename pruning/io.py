@@ -1,8 +1,10 @@
 """Small helpers: atomic writes, file hashes, and a description of this machine."""
 
+from contextlib import contextmanager
 import hashlib
 import os
 import platform
+import sys
 from pathlib import Path
 import tempfile
 
@@ -50,3 +52,18 @@ def cpu_description() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
+@contextmanager
+def silenced_stderr():
+    """Point file descriptor 2 at /dev/null, then restore it: C++ libraries (TensorFlow's start-up
+    chatter) write there directly, and the command line's errors must stay one line."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

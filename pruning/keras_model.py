@@ -20,7 +20,6 @@ Prunable kernels and their canonical layout (out, in, *spatial), as ``TensorSpec
 Biases, normalisation and every other variable are not pruned.
 """
 
-from contextlib import contextmanager
 import os
 import threading
 import zipfile
@@ -28,24 +27,12 @@ import zipfile
 import numpy as np
 
 from .errors import PruningError
+from .io import silenced_stderr
 from .selection import TensorSpec
 
 
-@contextmanager
-def _quiet_stderr():
-    """TensorFlow's C++ start-up chatter (CUDA probing, CPU features) goes to file descriptor 2
-    before its log level applies; hide it so the command line's errors stay one line."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved), os.close(devnull)
-
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with _quiet_stderr():
+with silenced_stderr():  # TensorFlow's C++ start-up chatter
     import keras
     import tensorflow as tf
 
