@@ -84,6 +84,9 @@ def _download(name, split):
     return (x_train, y_train) if split == "train" else (x_test, y_test)
 
 
+CHECK_SUBSET = 1000  # test images in the class-stratified subset whose accuracy model.json also records
+
+
 def stratified_indices(y: np.ndarray, limit: int | None) -> np.ndarray:
     """Indices of a class-stratified subset of ``limit`` examples (all of them if None).
 

@@ -20,14 +20,14 @@ RECIPES = {
                            "weight_decay": 0.0, "seed": 0, "source": "LeNet-5 style CNN, Adam"},
     "cifar10-conv4-torch": {"framework": "torch", "dataset": "cifar10", "architecture": "conv4",
                             "preprocessing": CIFAR, "init": "glorot_normal", "optimizer": "adam", "lr": 3e-4,
-                            "schedule": "constant", "batch_size": 60, "epochs": 20, "augmentation": "none",
+                            "schedule": "constant", "batch_size": 60, "epochs": 7, "augmentation": "none",
                             "weight_decay": 0.0, "seed": 0, "early_fraction": 0.01,
-                            "source": "Frankle & Carbin 2019 (Conv-4: Adam 3e-4, batch 60)"},
+                            "source": "Frankle & Carbin 2019 (Conv-4: Adam 3e-4, batch 60), 7 epochs (a CPU budget)"},
     "cifar10-resnet20-torch": {"framework": "torch", "dataset": "cifar10", "architecture": "resnet20",
                                "preprocessing": CIFAR, "init": "he_normal", "optimizer": "sgd", "lr": 0.1,
                                "momentum": 0.9, "weight_decay": 1e-4, "schedule": "cosine",
-                               "batch_size": 128, "epochs": 15, "augmentation": "random crop (pad 4) + flip",
-                               "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4)"},
+                               "batch_size": 128, "epochs": 12, "augmentation": "random crop (pad 4) + flip",
+                               "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4), 12 cosine epochs (a CPU budget)"},
 }
 
 # Keras twins share θ0 exactly: train_keras.py converts the PyTorch twin's seeded θ0 (``twin``).

@@ -57,11 +57,13 @@ def save(model: keras.Model, recipe: dict, path) -> None:
 
 
 class _Progress(keras.callbacks.Callback):
-    """Saves the early weights after ``early_step`` steps and logs each epoch's loss."""
+    """Saves the early weights after ``early_step`` steps; after each epoch, measures the accuracy
+    on a test subset (``curve``) and logs it with the epoch's loss."""
 
-    def __init__(self, recipe, early_step, path, log):
+    def __init__(self, recipe, early_step, path, log, x_check, y_check):
         super().__init__()
         self.recipe, self.early_step, self.path, self.log, self.step = recipe, early_step, path, log, 0
+        self.x_check, self.y_check, self.curve = x_check, y_check, []
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -69,8 +71,9 @@ class _Progress(keras.callbacks.Callback):
             save(self.model, self.recipe, self.path)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.curve.append(accuracy(self.model, self.x_check, self.y_check))
         if self.log:
-            self.log(f"epoch {epoch + 1}: loss {logs['loss']:.4f}")
+            self.log(f"epoch {epoch + 1}: loss {logs['loss']:.4f}, test-subset accuracy {self.curve[-1]:.3f}")
 
 
 def accuracy(model, x, y, batch=1000) -> float:
@@ -91,11 +94,13 @@ def train_zoo_model(name: str, log=print) -> dict:
     steps_per_epoch = -(-int(len(x) * (1 - split)) // recipe["batch_size"])
     early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
     optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
-    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)
+    progress = _Progress(recipe, early_step, out / "early.keras", log, x_test[subset], y_test[subset])
     start = time.time()
     history = model.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=recipe["batch_size"],
                         epochs=recipe["epochs"], validation_split=split, shuffle=True, verbose=0,
-                        callbacks=[_Progress(recipe, early_step, out / "early.keras", log)])
+                        callbacks=[progress])
     wall = time.time() - start
     save(model, recipe, out / "final.keras")
     acc = accuracy(model, x_test, y_test)
@@ -109,9 +114,11 @@ def train_zoo_model(name: str, log=print) -> dict:
                                             "validation_split", "augmentation", "weight_decay", "seed", "source")
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
                                         "loss_per_epoch": [float(v) for v in history.history["loss"]],
+                                        "subset_accuracy_per_epoch": progress.curve,
                                         "wall_time_s": round(wall, 1), "hardware": _hardware(),
                                         "keras": keras.__version__, "tensorflow": tf.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
+        "test_subset": {"n": int(len(subset)), "accuracy": accuracy(model, x_test[subset], y_test[subset])},
         "parameters": {"total": int(model.count_params()),
                        "prunable": int(sum(s.size for s in prunable_specs(model).values()))},
         "sha256": {f: sha256(out / f) for f in files},

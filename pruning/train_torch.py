@@ -18,9 +18,6 @@ from .torch_nets import INITS
 from .zoo import ZOO
 
 
-SUBSET = 1000  # test images in the class-stratified subset whose accuracy model.json also records
-
-
 def initial_module(recipe: dict) -> torch.nn.Module:
     """θ0: the architecture initialised from the recipe's seed (the same on every machine)."""
     torch.manual_seed(recipe["seed"])
@@ -60,6 +57,8 @@ def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, on
     """
     dev = device()
     module.to(dev).train()
+    if any(p.ndim == 4 for p in module.parameters()):
+        module.to(memory_format=torch.channels_last)  # ~15% faster convolutions on a CPU
     gen = torch.Generator().manual_seed(recipe["seed"])
     epochs = epochs or recipe["epochs"]
     batch = recipe["batch_size"]
@@ -80,6 +79,8 @@ def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, on
             xb = inputs[idx]
             if augment:
                 xb = _augment(xb, gen)
+            if xb.ndim == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(module(xb.to(dev)), labels[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,17 +131,23 @@ def train_zoo_model(name: str, log=print) -> dict:
     save_file(_state(module), str(out / "init.safetensors"))
     steps_per_epoch = -(-len(x) // recipe["batch_size"])
     early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
+    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)  # a quick check where a full pass is slow (CIFAR on a CPU)
+    subset_curve = []
 
     def on_step(step, m):
         if step == early_step:
             save_file(_state(m), str(out / "early.safetensors"))
 
+    def on_epoch(epoch, loss, m):
+        subset_curve.append(accuracy(m, x_test[subset], y_test[subset]))
+        if log:
+            log(f"epoch {epoch}: test-subset accuracy {subset_curve[-1]:.3f}")
+
     start = time.time()
-    history = train(module, recipe, x, y, on_step=on_step, log=log)
+    history = train(module, recipe, x, y, on_step=on_step, on_epoch=on_epoch, log=log)
     wall = time.time() - start
     save_file(_state(module), str(out / "final.safetensors"))
     acc = accuracy(module, x_test, y_test)
-    subset = data.stratified_indices(y_test, SUBSET)  # a quick check where a full pass is slow (CIFAR on a CPU)
     specs = prunable_specs(module)
     files = sorted(p.name for p in out.glob("*.safetensors"))
     info = {
@@ -150,7 +157,8 @@ def train_zoo_model(name: str, log=print) -> dict:
         "training": {k: recipe[k] for k in ("optimizer", "lr", "schedule", "batch_size", "epochs",
                                             "augmentation", "weight_decay", "seed", "source")
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
-                                        "loss_per_epoch": history, "wall_time_s": round(wall, 1),
+                                        "loss_per_epoch": history,
+                                        "subset_accuracy_per_epoch": subset_curve, "wall_time_s": round(wall, 1),
                                         "hardware": _hardware(), "torch": torch.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
         "test_subset": {"n": int(len(subset)), "accuracy": accuracy(module, x_test[subset], y_test[subset])},
