@@ -81,17 +81,17 @@ def test_sha256_matches_files(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_dense_accuracy_matches_record(name):
-    """The full test split; for CIFAR-10 (a full pass takes a CPU about a minute) the recorded
-    stratified subset when model.json has one, unless PRUNING_FULL_ZOO_TESTS=1."""
+    """The full test split (CIFAR-10 too: 10-20 s of a CPU), and the recorded stratified subset
+    that the explorer and quicker tests use where model.json has one."""
     meta = info(name)
     need(meta["dataset"])
-    subset = meta.get("test_subset") if meta["dataset"] == "cifar10" else None
-    if subset and os.environ.get("PRUNING_FULL_ZOO_TESTS") != "1":
-        result = pruning.evaluate(pruning.load_model(name), None, weights="final", limit=subset["n"])
+    model = pruning.load_model(name)
+    if "test_subset" in meta:
+        subset = meta["test_subset"]
+        result = pruning.evaluate(model, None, weights="final", limit=subset["n"])
         assert result.n == subset["n"]
         assert close(result.accuracy, subset["accuracy"], result.n), (result.accuracy, subset["accuracy"])
-        return
-    result = pruning.evaluate(pruning.load_model(name), None, weights="final")
+    result = pruning.evaluate(model, None, weights="final")
     assert result.n == meta["test_n"]
     assert close(result.accuracy, meta["test_accuracy"], result.n), (result.accuracy, meta["test_accuracy"])
 
@@ -110,8 +110,8 @@ def test_sweep_table(name):
         rows = list(reader)
     grid = {(r["strategy"], float(r["requested_sparsity"]), r["weights"]) for r in rows}
     assert len(grid) == len(rows), "no duplicate rows"
-    assert grid == {(s, float(p), w) for s in zoo_sweep.STRATEGIES for p in zoo_sweep.SPARSITIES
-                    for w in zoo_sweep.WEIGHTS}
+    strategies, sparsities, weights = zoo_sweep.grid(name)
+    assert grid == {(s, float(p), w) for s in strategies for p in sparsities for w in weights}
     for r in rows:
         assert r["model"] == name and int(r["n"]) == meta["test_n"]
         assert abs(float(r["sparsity"]) - float(r["requested_sparsity"])) < 2e-3
