@@ -26,7 +26,7 @@ STRATEGIES = ("large_final", "small_final", "large_init", "large_init_large_fina
 SPARSITIES = ("0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.85", "0.9", "0.92", "0.94",
               "0.95", "0.96", "0.97", "0.98", "0.99")
 WEIGHTS = ("final", "init")
-CIFAR_STRATEGIES = ("large_final", "large_init_large_final", "random", "smallest_weights_global")
+CIFAR_STRATEGIES = ("large_final", "random", "smallest_weights_global")  # what the explorer draws
 CIFAR_SPARSITIES = ("0", "0.2", "0.4", "0.6", "0.8", "0.9", "0.95", "0.98", "0.99")
 
 
