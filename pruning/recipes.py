@@ -36,7 +36,9 @@ RECIPES |= {
     "mnist-lenet300-keras": {**RECIPES["mnist-lenet300-torch"], **_KERAS_ADAM, "framework": "keras",
                              "twin": "mnist-lenet300-torch"},
     "fmnist-lenet300-keras": {**RECIPES["fmnist-lenet300-torch"], **_KERAS_ADAM, "framework": "keras",
-                              "twin": "fmnist-lenet300-torch"},
+                              "twin": "fmnist-lenet300-torch", "validation_split": 0.1, "early_stopping_patience": 5,
+                              "source": "Frankle & Carbin 2019 recipe on Fashion-MNIST; early stopping on a "
+                                        "10% validation split (best validation accuracy, patience 5)"},
     "cifar10-conv4-keras": {**RECIPES["cifar10-conv4-torch"], **_KERAS_ADAM, "framework": "keras",
                             "twin": "cifar10-conv4-torch"},
     "mnist-conv-keras": {"framework": "keras", "dataset": "mnist", "architecture": "tfmot_conv",

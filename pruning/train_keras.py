@@ -76,6 +76,14 @@ class _Progress(keras.callbacks.Callback):
             self.log(f"epoch {epoch + 1}: loss {logs['loss']:.4f}, test-subset accuracy {self.curve[-1]:.3f}")
 
 
+def _best_epoch(history: dict) -> dict:
+    """With a validation split: each epoch's validation accuracy and the epoch with the best."""
+    if "val_accuracy" not in history:
+        return {}
+    accuracies = [float(v) for v in history["val_accuracy"]]
+    return {"val_accuracy_per_epoch": accuracies, "best_epoch": int(np.argmax(accuracies)) + 1}
+
+
 def accuracy(model, x, y, batch=1000) -> float:
     logits = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch, verbose=0)  # (n, classes)
     return float(np.mean(logits.argmax(axis=1) == y))
@@ -94,13 +102,18 @@ def train_zoo_model(name: str, log=print) -> dict:
     steps_per_epoch = -(-int(len(x) * (1 - split)) // recipe["batch_size"])
     early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
     optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
-    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  jit_compile=False)
     subset = data.stratified_indices(y_test, data.CHECK_SUBSET)
     progress = _Progress(recipe, early_step, out / "early.keras", log, x_test[subset], y_test[subset])
+    callbacks = [progress]
+    if recipe.get("early_stopping_patience"):  # keep the epoch with the best validation accuracy
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe["early_stopping_patience"],
+                                                       restore_best_weights=True))
     start = time.time()
     history = model.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=recipe["batch_size"],
                         epochs=recipe["epochs"], validation_split=split, shuffle=True, verbose=0,
-                        callbacks=[progress])
+                        callbacks=callbacks)
     wall = time.time() - start
     save(model, recipe, out / "final.keras")
     acc = accuracy(model, x_test, y_test)
@@ -111,10 +124,12 @@ def train_zoo_model(name: str, log=print) -> dict:
         "init": recipe["init"] + (f" (θ0 of {recipe['twin']}, converted to Keras layout)" if recipe.get("twin") else ""),
         "twin": recipe.get("twin"),
         "training": {k: recipe[k] for k in ("optimizer", "lr", "adam_epsilon", "schedule", "batch_size", "epochs",
-                                            "validation_split", "augmentation", "weight_decay", "seed", "source")
+                                            "validation_split", "early_stopping_patience", "augmentation", "weight_decay",
+                                            "seed", "source")
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
                                         "loss_per_epoch": [float(v) for v in history.history["loss"]],
                                         "subset_accuracy_per_epoch": progress.curve,
+                                        **_best_epoch(history.history),
                                         "wall_time_s": round(wall, 1), "hardware": _hardware(),
                                         "keras": keras.__version__, "tensorflow": tf.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
