@@ -40,7 +40,8 @@ RECIPES |= {
                               "source": "Frankle & Carbin 2019 recipe on Fashion-MNIST; early stopping on a "
                                         "10% validation split (best validation accuracy, patience 5)"},
     "cifar10-conv4-keras": {**RECIPES["cifar10-conv4-torch"], **_KERAS_ADAM, "framework": "keras",
-                            "twin": "cifar10-conv4-torch"},
+                            "twin": "cifar10-conv4-torch",
+                            "early_fraction": 0},  # θk of Conv-4 ships with the PyTorch twin: pretrained/ < 80 MB
     "mnist-conv-keras": {"framework": "keras", "dataset": "mnist", "architecture": "tfmot_conv",
                          "preprocessing": {"scale": 1 / 255, "mean": [0.0], "std": [1.0]},
                          "init": "glorot_uniform", "optimizer": "adam", "lr": 1e-3, "adam_epsilon": 1e-7,
