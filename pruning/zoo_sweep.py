@@ -10,11 +10,10 @@ takes a CPU 10-20 s, so CIFAR models get a smaller grid: fewer criteria and spar
 """
 
 import json
+import math
 import shlex
 import sys
 import time
-
-import numpy as np
 
 from . import cli
 from .errors import PruningError
@@ -53,7 +52,7 @@ def run(name: str, log=print) -> dict:
     if cli.main(arguments(name, str(ZOO / name / "sweep.csv"))) != 0:
         raise PruningError(f"the sweep of {name} failed")
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
-              "evaluations": int(np.prod([len(axis) for axis in grid(name)])),
+              "evaluations": math.prod(len(axis) for axis in grid(name)),
               "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if framework == "torch":

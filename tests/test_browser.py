@@ -5,6 +5,7 @@ UPDATE_SCREENSHOT=1 writes the screenshot to docs/screenshot.png (the README's p
 otherwise it goes to a temporary directory.  Skips only where /usr/bin/chromium is missing.
 """
 
+from contextlib import contextmanager
 import os
 from pathlib import Path
 import socket
@@ -56,35 +57,42 @@ def server():
             proc.kill()
 
 
-def test_slider_moves_the_accuracy(server, tmp_path):
+@contextmanager
+def explorer_page(url: str, height: int):
+    """A headless Chromium page showing the explorer at ``url``; the browser closes afterwards."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.goto(server)
-            value = page.locator('[data-testid="stMetricValue"]').first
-            value.wait_for(timeout=120_000)
-            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-            before = value.inner_text()
-            slider = page.get_by_role("slider").first
-            slider.focus()
-            start = time.perf_counter()
-            slider.press("ArrowRight")  # 89.6% -> 90%, the next stop of the grid
-            page.wait_for_function(
-                "old => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== old",
-                arg=before, timeout=60_000)
-            latency = time.perf_counter() - start
-            after = value.inner_text()
-            print(f"slider -> accuracy: {before} -> {after} in {latency:.2f} s")
-            assert after.endswith("%") and after != before
-            page.wait_for_function("() => location.search.includes('sparsity_pct=90.0')", timeout=60_000)  # shareable
-            page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
-            page.wait_for_timeout(3000)  # let the charts settle for the picture
-            update = os.environ.get("UPDATE_SCREENSHOT") == "1"
-            out = ROOT / "docs" / "screenshot.png" if update else tmp_path / "explorer.png"
-            page.screenshot(path=str(out))
-            assert out.stat().st_size > 10_000
-            assert not page.locator('[data-testid="stException"]').count()
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_slider_moves_the_accuracy(server, tmp_path):
+    with explorer_page(server, 1300) as page:
+        value = page.locator('[data-testid="stMetricValue"]').first
+        value.wait_for(timeout=120_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        before = value.inner_text()
+        slider = page.get_by_role("slider").first
+        slider.focus()
+        start = time.perf_counter()
+        slider.press("ArrowRight")  # 89.6% -> 90%, the next stop of the grid
+        page.wait_for_function(
+            "old => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== old",
+            arg=before, timeout=60_000)
+        latency = time.perf_counter() - start
+        after = value.inner_text()
+        print(f"slider -> accuracy: {before} -> {after} in {latency:.2f} s")
+        assert after.endswith("%") and after != before
+        page.wait_for_function("() => location.search.includes('sparsity_pct=90.0')", timeout=60_000)  # shareable
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+        page.wait_for_timeout(3000)  # let the charts settle for the picture
+        update = os.environ.get("UPDATE_SCREENSHOT") == "1"
+        out = ROOT / "docs" / "screenshot.png" if update else tmp_path / "explorer.png"
+        page.screenshot(path=str(out))
+        assert out.stat().st_size > 10_000
+        assert not page.locator('[data-testid="stException"]').count()
