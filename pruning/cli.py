@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import sys
@@ -167,6 +168,14 @@ def _split(text, what):
     return items
 
 
+def _digest(mask: dict) -> str:
+    """A fingerprint of the mask's contents: equal masks give equal digests."""
+    h = hashlib.sha256()
+    for name in sorted(mask):
+        h.update(name.encode() + np.packbits(np.asarray(mask[name], dtype=bool)).tobytes())
+    return h.hexdigest()
+
+
 def cmd_sweep(args, out):
     from tqdm import tqdm
 
@@ -179,12 +188,15 @@ def cmd_sweep(args, out):
         scores(model, resolve_strategy(s, args.scope)[0])  # a strategy that needs θ0 the model lacks
     for w in weight_sets:
         masked_weights(model, None, w)
-    rows = []
+    rows, results = [], {}  # results: (weights, mask digest) -> evaluation; every sparsity-0 mask is the same
     jobs = [(s, p, w) for s in strategies for p in sparsities for w in weight_sets]
     for strategy, sparsity, weights in tqdm(jobs, desc=f"sweep {model.name}", file=sys.stderr):
         mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
                             norm=args.norm, output_rate=args.output_rate, seed=args.seed)
-        result = evaluate(model, mask, weights=weights, limit=limit)
+        key = (weights, _digest(mask))
+        if key not in results:
+            results[key] = evaluate(model, mask, weights=weights, limit=limit)
+        result = results[key]
         rows.append({"model": model.name, "strategy": strategy, "scope": mask.meta["scope"],
                      "granularity": mask.meta["granularity"], "weights": weights,
                      "requested_sparsity": sparsity, "sparsity": mask.meta["sparsity"],

@@ -76,6 +76,41 @@ class _Progress(keras.callbacks.Callback):
             self.log(f"epoch {epoch + 1}: loss {logs['loss']:.4f}, test-subset accuracy {self.curve[-1]:.3f}")
 
 
+class _Flipped(keras.utils.PyDataset):
+    """Training batches for ``augmentation: horizontal flip``: each epoch a fresh seeded order, and
+    each image mirrored left-right with probability 1/2.  x is (n, h, w, c), channels last."""
+
+    def __init__(self, x, y, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def on_epoch_end(self):
+        self.order, self.flip = self.rng.permutation(len(self.x)), self.rng.random(len(self.x)) < 0.5
+
+    def __getitem__(self, i):
+        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        xb = self.x[rows].astype(np.float32)  # (batch, h, w, c)
+        xb[self.flip[rows]] = xb[self.flip[rows], :, ::-1]
+        return xb, self.y[rows].astype(np.int64)
+
+
+def _fit_inputs(recipe: dict, x, y) -> dict:
+    """model.fit's data arguments for the recipe's augmentation ('none' or 'horizontal flip')."""
+    augmentation = recipe.get("augmentation", "none")
+    if augmentation == "none":
+        return {"x": np.asarray(x, dtype=np.float32), "y": y.astype(np.int64), "batch_size": recipe["batch_size"],
+                "validation_split": recipe.get("validation_split", 0.0), "shuffle": True}
+    if augmentation != "horizontal flip" or recipe.get("validation_split"):
+        raise PruningError(f"Keras training supports augmentation 'none' or 'horizontal flip' (without a "
+                           f"validation split), not {augmentation!r}")
+    return {"x": _Flipped(x, y, recipe["batch_size"], recipe["seed"])}
+
+
 def _best_epoch(history: dict) -> dict:
     """With a validation split: each epoch's validation accuracy and the epoch with the best."""
     if "val_accuracy" not in history:
@@ -111,9 +146,7 @@ def train_zoo_model(name: str, log=print) -> dict:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe["early_stopping_patience"],
                                                        restore_best_weights=True))
     start = time.time()
-    history = model.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=recipe["batch_size"],
-                        epochs=recipe["epochs"], validation_split=split, shuffle=True, verbose=0,
-                        callbacks=callbacks)
+    history = model.fit(**_fit_inputs(recipe, x, y), epochs=recipe["epochs"], verbose=0, callbacks=callbacks)
     wall = time.time() - start
     save(model, recipe, out / "final.keras")
     acc = accuracy(model, x_test, y_test)

@@ -61,6 +61,22 @@ def test_sweep_csv(tmp_path):
     assert dense[0] == dense[1] == pruning.evaluate(pruning.load_model(MODEL), limit=500).accuracy
 
 
+def test_sweep_evaluates_identical_masks_once(tmp_path, monkeypatch):
+    import pruning.cli
+
+    calls = []
+    real = pruning.cli.evaluate
+    monkeypatch.setattr(pruning.cli, "evaluate", lambda *a, **k: calls.append(k["weights"]) or real(*a, **k))
+    code, _ = run("sweep", "--model", MODEL, "--strategies", "large_final,random,smallest_weights_global",
+                  "--sparsities", "0,0.5", "--weights", "final,init", "--limit", "300", "--out", str(tmp_path / "s.csv"))
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert code == 0 and len(rows) == 3 * 2 * 2
+    assert sorted(calls) == ["final"] * 4 + ["init"] * 4  # one dense pass per weight set, not three
+    for weights in ("final", "init"):
+        dense = {r["accuracy"] for r in rows if r["requested_sparsity"] == "0.0" and r["weights"] == weights}
+        assert len(dense) == 1
+
+
 def test_export_npz_and_torch(tmp_path):
     model = pruning.load_model(MODEL)
     expected = pruning.compute_mask(model, "movement", 0.7, scope="global")

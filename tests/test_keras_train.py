@@ -86,3 +86,20 @@ def test_retraining_in_the_loop_keeps_pruned_weights_zero():
     assert run.mask.sparsity == pytest.approx(0.8, abs=1e-6) and run.history[-1]["sparsity"] == run.mask.sparsity
     for name, keep in run.mask.items():
         assert np.all(run.weights[name][~keep] == 0)
+
+
+def test_flip_batches_mirror_the_marked_images_and_reshuffle_each_epoch():
+    x = np.arange(10 * 2 * 3 * 1, dtype=np.uint8).reshape(10, 2, 3, 1)  # (n, h, w, c)
+    y = np.arange(10, dtype=np.uint8)
+    batches = train_keras._Flipped(x, y, 4, seed=0)
+    first = batches.order.copy()
+    seen = np.concatenate([batches[i][1] for i in range(len(batches))])
+    assert len(batches) == 3 and sorted(seen) == list(range(10))
+    xb, yb = batches[0]
+    for image, label, flipped in zip(xb, yb, batches.flip[batches.order[:4]]):
+        assert np.array_equal(image, x[label][:, ::-1] if flipped else x[label])
+    assert 0 < batches.flip.sum() < 10
+    batches.on_epoch_end()
+    assert not np.array_equal(batches.order, first)
+    with pytest.raises(pruning.PruningError, match="horizontal flip"):
+        train_keras._fit_inputs({"augmentation": "random crop", "batch_size": 4, "seed": 0}, x, y)
