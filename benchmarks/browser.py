@@ -18,23 +18,36 @@ import urllib.request
 import numpy as np
 
 import pruning
+from pruning.inspect import default_limit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "app"))
+from controls import GRID  # noqa: E402  the slider's stops, in %
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 FAMILIES = {"MNIST MLP": ("mnist-lenet300-torch", "MNIST · PyTorch · lenet300 ·"),
             "MNIST conv": ("mnist-lenet5-torch", "MNIST · PyTorch · lenet5 ·"),
-            "Keras": ("mnist-lenet300-keras", "MNIST · Keras · lenet300 ·")}
+            "Keras": ("mnist-lenet300-keras", "MNIST · Keras · lenet300 ·"),
+            "CIFAR conv (Conv-4)": ("cifar10-conv4-torch", "CIFAR-10 · PyTorch · conv4 ·"),
+            "CIFAR ResNet-20": ("cifar10-resnet20-torch", "CIFAR-10 · PyTorch · resnet20 ·")}
 METRIC = '[data-testid="stMetricValue"]'
 SHOWN = f"exp => {{ const m = document.querySelector('{METRIC}'); return m !== null && m.innerText.trim() === exp; }}"
 TIMEOUT_MS = 90_000
 
 
 def expected(name: str, sparsity_pct: float, scope: str) -> str:
-    """The headline accuracy the page should show, as the page formats it."""
+    """The headline accuracy the page should show, as the page formats it (on the page's default
+    evaluation set: the full test set, or CIFAR-10's subset on a CPU)."""
     m = pruning.load_model(name)
     mask = pruning.compute_mask(m, "large_final", round(sparsity_pct / 100, 6), scope=scope)
-    return f"{pruning.evaluate(m, mask).accuracy:.2%}"
+    limit = default_limit(m.dataset, str(m.device))
+    return f"{pruning.evaluate(m, mask, limit=limit).accuracy:.2%}"
+
+
+def answers(name: str, pct: float, scope: str, count: int) -> dict:
+    """The expected headline at the ``count`` slider stops after ``pct``, computed before any
+    move is timed: computing them during a move would compete with the server for the CPU."""
+    return {p: expected(name, p, scope) for p in [g for g in GRID if g > pct][:count]}
 
 
 def memory(pid: int) -> dict:
@@ -126,6 +139,7 @@ def round_trips(page, family: str, moves: int, reselect: bool = False) -> dict:
     settle(page)
     times, evals, skipped, unsettled = [], [], 0, 0
     shown = page.locator(METRIC).first.inner_text().strip()
+    upcoming = answers(name, pct, scope, 3 * moves)
     while len(times) < moves and skipped < 3 * moves:
         slider.focus()
         start = time.perf_counter()
@@ -134,7 +148,7 @@ def round_trips(page, family: str, moves: int, reselect: bool = False) -> dict:
                                "return s !== null && s.getAttribute('aria-valuetext') !== old; }",
                                arg=f"{pct:g}%", timeout=TIMEOUT_MS)
         pct = float(slider.get_attribute("aria-valuetext").rstrip("%"))
-        want = expected(name, pct, scope)
+        want = upcoming[pct]
         if want == shown:  # the number would not change on screen: not a measurable move
             skipped += 1
             settle(page)
