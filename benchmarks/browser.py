@@ -139,7 +139,7 @@ def round_trips(page, family: str, moves: int, reselect: bool = False) -> dict:
     settle(page)
     times, evals, skipped, unsettled = [], [], 0, 0
     shown = page.locator(METRIC).first.inner_text().strip()
-    upcoming = answers(name, pct, scope, 3 * moves)
+    upcoming = answers(name, pct, scope, 4 * moves)  # at most moves + 3 * moves - 1 key presses
     while len(times) < moves and skipped < 3 * moves:
         slider.focus()
         start = time.perf_counter()
