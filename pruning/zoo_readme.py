@@ -51,7 +51,7 @@ def _cell(value, fmt="{}"):
 def markdown() -> str:
     rows = ["| name | framework | dataset | architecture | parameters (prunable) | test accuracy "
             "| training wall time | hardware |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    sweeps = ["| name | evaluations | wall time | hardware |", "| --- | --- | --- | --- |"]
+    sweeps = ["| name | rows | wall time | hardware |", "| --- | --- | --- | --- |"]
     for name in names():
         i = info(name)
         t = i.get("training", {})
@@ -67,7 +67,7 @@ def markdown() -> str:
         else:
             s = json.loads(path.read_text())
             threads = f", {s['torch_threads']} torch thread(s)" if "torch_threads" in s else ""
-            sweeps.append(f"| `{name}` | {s['evaluations']} | {s['wall_time_s'] / 60:.1f} min "
+            sweeps.append(f"| `{name}` | {s['rows']} | {s['wall_time_s'] / 60:.1f} min "
                           f"| {s['hardware']}{threads} |")
     text = HEAD + "\n".join(rows) + "\n"
     if len(sweeps) > 2:

@@ -53,7 +53,7 @@ def run(name: str, log=print) -> dict:
     if cli.main(arguments(name, str(ZOO / name / "sweep.csv"))) != 0:
         raise PruningError(f"the sweep of {name} failed")
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
-              "evaluations": math.prod(len(axis) for axis in grid(name)),
+              "rows": math.prod(len(axis) for axis in grid(name)),  # identical masks are evaluated once
               "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if framework == "torch":
@@ -62,7 +62,7 @@ def run(name: str, log=print) -> dict:
         record["torch_threads"] = torch.get_num_threads()
     atomic_write(ZOO / name / "sweep.json", lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     if log:
-        log(f"{name}: {record['evaluations']} evaluations in {record['wall_time_s']}s")
+        log(f"{name}: {record['rows']} rows in {record['wall_time_s']}s")
     return record
 
 
