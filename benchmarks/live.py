@@ -263,26 +263,29 @@ def main():
     parts = set(args.parts.split(","))
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                "versions": versions(), "repeats": repeats, "quick": args.quick}
-    if "a" in parts:
-        results["a_live"] = part_a(repeats)
-    if "b" in parts:
-        results["b_lottery_ticket_pruner"] = part_b(repeats)
-    if "c" in parts:
-        results["c_sweep"] = part_c(5 if args.quick else 20)
-    if "d" in parts:
-        results["d_memory"] = part_d_engine()
+
+    def save():  # after every part, so a failure late in the run keeps what was measured
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+
+    for part, key, run in (("a", "a_live", lambda: part_a(repeats)),
+                           ("b", "b_lottery_ticket_pruner", lambda: part_b(repeats)),
+                           ("c", "c_sweep", lambda: part_c(5 if args.quick else 20)),
+                           ("d", "d_memory", part_d_engine)):
+        if part in parts:
+            results[key] = run()
+            save()
     if parts & {"d", "e", "f"}:
         from browser import explorer_benchmarks
 
         results.update(explorer_benchmarks(parts, moves=10, quick=args.quick))
     results["machine"]["load_average_end"] = os.getloadavg()
+    save()
     from report import markdown, print_tables
 
     print_tables(results)
     if args.markdown:
         Path(args.markdown).write_text(markdown(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
 
 
 if __name__ == "__main__":

@@ -105,8 +105,11 @@ def targets(r: dict) -> list:
     for key, how in (("e_round_trip", ""), ("e_round_trip_browser_niced", ", browser niced")):
         for family, v in (r.get(key) or {}).items():
             if isinstance(v, dict):
-                rows.append([f"browser round trip <= 1 s median ({family}{how})", f"{v['median_seconds']:.2f} s",
-                             v["median_seconds"] <= 1.0])
+                limit = 2.0 if family.startswith("CIFAR") else 1.0  # the targets, CIFAR on the CPU subset
+                median = v["median_seconds"]
+                rows.append([f"browser round trip <= {limit:g} s median ({family}{how})",
+                             "no measurable move" if median is None else f"{median:.2f} s",
+                             median is not None and median <= limit])
     c = r.get("c_sweep")
     if c:
         for k in ("plain", "fast"):

@@ -36,6 +36,13 @@ def prunable_specs(module: nn.Module) -> dict:
             for name, m in module.named_modules() if isinstance(m, PRUNABLE)}
 
 
+def layout(t: torch.Tensor) -> torch.Tensor:
+    """Image batches and convolution kernels (4-d) in channels-last memory order: oneDNN's
+    convolutions run ~1.4x faster on it on this CPU (Conv-4, ResNet-20); the values and shapes
+    are unchanged, only the strides differ."""
+    return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+
+
 def to_input(x: np.ndarray) -> torch.Tensor:
     """uint8 images (n, h, w) or (n, h, w, c) -> floats in [0, 1], (n, c, h, w)."""
     t = torch.from_numpy(np.asarray(x).astype(np.float32)).div_(255.0)  # a writable copy
@@ -59,7 +66,7 @@ class TorchModel:
             for arr in state.values():
                 arr.setflags(write=False)
             self.states[which] = state
-        self._tensors = {which: {k: torch.from_numpy(v.copy()).to(self.device) for k, v in s.items()}
+        self._tensors = {which: {k: layout(torch.from_numpy(v.copy()).to(self.device)) for k, v in s.items()}
                          for which, s in self.states.items()}
         self._local = threading.local()
         self.batch_size = 10000 if info["architecture"] == "lenet300" else 1000
@@ -72,7 +79,7 @@ class TorchModel:
         """Inputs as the first layer sees them: the network's own normalisation runs once here
         (the evaluation caches prepared inputs), and ``logits`` skips it."""
         with torch.no_grad():
-            return self._module.normalize(to_input(x).to(self.device))
+            return layout(self._module.normalize(to_input(x).to(self.device)))
 
     def _thread_module(self) -> nn.Module:
         module = getattr(self._local, "module", None)
@@ -86,7 +93,7 @@ class TorchModel:
         """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
         params = dict(self._tensors[base])
         for k, v in prunable.items():  # torch wants writable arrays; it never writes to them here
-            params[k] = torch.from_numpy(v if v.flags.writeable and v.flags.c_contiguous else v.copy()).to(self.device)
+            params[k] = layout(torch.from_numpy(v if v.flags.writeable and v.flags.c_contiguous else v.copy()).to(self.device))
         module = self._thread_module()
         out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
                for i in range(0, len(x), self.batch_size)]
