@@ -33,6 +33,12 @@ def tables(r: dict) -> list:
                     f"{a['matmul_gflops']:.1f} GFLOP/s measured",
                     table(["model", "images", "sparsity", "dense forward", "live", "live/dense", "live (fast path)",
                            "fast/dense", "torch prune + eval", "live/torch", "FLOP bound", "accuracy", "torch acc."], rows)))
+        layout = [[m["model"], m["images"], f"{s['sparsity']:.2f}", _t(s["dense_forward_nchw"]), _t(s["dense_forward"]),
+                   f"{s['ratio_dense_to_nchw']:.2f}x"] for m in a["models"] for s in m["sparsities"] if "dense_forward_nchw" in s]
+        if layout:
+            out.append(("a. Dense forward pass of the PyTorch CIFAR nets: channels-first (PyTorch's default) vs the "
+                        "adapter's channels-last memory order",
+                        table(["model", "images", "sparsity", "channels-first", "channels-last", "last/first"], layout)))
         out.append(("a. First ranking (sort once per setting) per model",
                     table(["model", "images", "first compute_mask"], [[m["model"], m["images"], _t(m["first_ranking_seconds"])] for m in a["models"]])))
         out.append(("a. CSR vs dense addmm, 300 x 784 kernel, 10,000 images",
