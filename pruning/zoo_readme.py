@@ -39,7 +39,8 @@ with
 
 which runs the exact command recorded in `<name>/sweep.json` (with its wall time and hardware).
 CIFAR-10 models get a smaller grid ({cifar_strategies} at {cifar_sparsities}): a full CIFAR-10
-pass took 2 CPU cores about 21 s for ResNet-20 (Conv-4 has 2.4x its multiply-adds).
+pass took 2 CPU cores 20-40 s in these sweeps (wall time / rows in the table below: ResNet-20 ~29 s,
+PyTorch Conv-4 ~40 s, Keras Conv-4 ~19 s; all partly shared with other jobs).
 
 """
 

@@ -6,7 +6,7 @@ Runs ``python -m pruning sweep`` with the main criteria (layer scope, plus the g
 ranking ``smallest_weights_global``) at the sparsities below, on the trained and the initial
 weights, over the full test set.  ``sweep.json`` beside the table records the exact command, its
 wall time and the hardware, so the table can be reproduced and checked.  A full CIFAR-10 pass
-took 2 CPU cores about 21 s for ResNet-20 (Conv-4 has 2.4x its multiply-adds), so CIFAR models
+took 2 CPU cores 20-40 s in the committed sweeps (see pretrained/README.md), so CIFAR models
 get a smaller grid: fewer criteria and sparsities.
 """
 
