@@ -20,8 +20,9 @@ images), measured right after training.  Wall time is the training run as its tr
 on the hardware named; other jobs shared those CPUs, so treat it as an order of magnitude.
 
 Each `<name>/` holds `init` (θ0, the seeded initialisation), `final` (θf) and for some models
-`early` (θk, after about 1% of training) weights, and `model.json` (recipe, seed, per-epoch loss,
-sha256 of each weight file).  `python -m pruning train NAME` retrains a model from
+`early` (θk, after about 1% of training: the four LeNet-300-100s and the PyTorch Conv-4; the Keras
+Conv-4's would take `pretrained/` past its 80 MB budget) weights, and `model.json` (recipe, seed,
+per-epoch loss, sha256 of each weight file).  `python -m pruning train NAME` retrains a model from
 `pruning/recipes.py`.
 
 """
