@@ -114,6 +114,15 @@ def _clean(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(scores), -np.inf, scores)
 
 
+def _ascending(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Stable argsort along ``axis`` with NaN before everything, -inf included (a NaN weight must
+    go before an infinite one whose score is -inf)."""
+    nan = np.isnan(scores)
+    if not nan.any():
+        return np.argsort(scores, axis=axis, kind="stable")
+    return np.lexsort((np.where(nan, -np.inf, scores), ~nan), axis=axis)  # last key first: NaN, then score
+
+
 def unit_scores(scores: np.ndarray, norm: int) -> np.ndarray:
     """Signed p-norm of each output unit's scores: ||s+||_p - ||s-||_p, shape (units,).
 
@@ -136,9 +145,9 @@ def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     if scores.ndim < 2 or scores.shape[1] % m:
         return np.ones(scores.shape, dtype=bool)  # no input axis or no whole groups: left dense
     fan_in = scores.shape[1]
-    s = np.moveaxis(_clean(scores), 1, -1)  # (out, *spatial, fan_in)
+    s = np.moveaxis(np.asarray(scores, dtype=np.float64), 1, -1)  # (out, *spatial, fan_in)
     groups = s.reshape(*s.shape[:-1], fan_in // m, m)  # (..., fan_in/m, m)
-    order = np.argsort(groups, axis=-1, kind="stable")  # ascending: the first m-n are pruned
+    order = _ascending(groups)  # the first m-n of each group are pruned
     keep = np.ones(groups.shape, dtype=bool)
     np.put_along_axis(keep, order[..., : m - n], False, axis=-1)
     return np.moveaxis(keep.reshape(s.shape), -1, 1)
@@ -174,11 +183,11 @@ def rank(scores: dict, *, scope="layer", granularity="weight", norm=1, output_na
         elif g.kind == "unit":
             items[name] = unit_scores(score, norm)
         else:
-            items[name] = _clean(score).reshape(-1)
+            items[name] = np.asarray(score, dtype=np.float64).reshape(-1)
 
     def pool(names, factor):
         flat = np.concatenate([items[n] for n in names])
-        return (names, np.argsort(flat, kind="stable"), [items[n].size for n in names], factor)
+        return (names, _ascending(flat), [items[n].size for n in names], factor)
 
     pools = []
     if scope == "layer":

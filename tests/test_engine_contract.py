@@ -159,3 +159,14 @@ def test_nan_weights_are_pruned_first_and_never_crash():
     final["t1.weight"][0, :5] = np.nan
     mask = pruning.compute_mask(ArrayModel(model.states["init"], final), "large_final", 0.1)
     assert not mask["t1.weight"][0, :5].any()
+
+
+@pytest.mark.parametrize("scope, granularity", [("layer", "weight"), ("global", "weight"), ("layer", "3:4")])
+def test_a_nan_weight_goes_before_an_infinite_one(scope, granularity):
+    """small_final scores an infinite weight -inf; a NaN weight must still be pruned first (a
+    regression found by the Hypothesis property test: NaN and -inf used to tie)."""
+    final = {"a.weight": np.array([[np.inf, np.nan, 1.0, 2.0]]), "b.weight": np.array([[1.0, 2.0, 3.0, 4.0]])}
+    model = ArrayModel({k: v.copy() for k, v in final.items()}, final)
+    mask = pruning.compute_mask(model, "small_final", None if ":" in granularity else 0.25, scope=scope,
+                                granularity=granularity, output_rate=0.0)
+    assert mask["a.weight"].tolist() == [[True, False, True, True]]
