@@ -132,19 +132,20 @@ def settle(page, quiet_s: float = 1.0) -> bool:
 def round_trips(page, family: str, moves: int, reselect: bool = False, start_pct: float | None = None) -> dict:
     """``moves`` timed key presses on the slider; ``start_pct`` overrides the family's start (a
     second pass must not revisit the first pass's stops: the page's cache would answer them)."""
-    name, label, family_start = FAMILIES[family]
-    start_pct = family_start if start_pct is None or family_start is None else start_pct
+    name, label, start = FAMILIES[family]
+    if start is not None and start_pct is not None:  # families without a start keep the page's
+        start = start_pct
     if family != "MNIST MLP" or reselect:  # a fresh first page shows the MLP already
         page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
         page.get_by_role("option").filter(has_text=label).first.click()
         page.wait_for_function(f"() => document.body.innerText.includes('{name}')", timeout=TIMEOUT_MS)
-    if start_pct is not None:
+    if start is not None:
         box = page.get_by_label("exact %")
-        box.fill(f"{start_pct:.2f}")
+        box.fill(f"{start:.2f}")
         box.press("Enter")
         page.wait_for_function("want => { const s = document.querySelector('input[type=range]'); "
                                "return s !== null && s.getAttribute('aria-valuetext') === want; }",
-                               arg=f"{start_pct:g}%", timeout=TIMEOUT_MS)
+                               arg=f"{start:g}%", timeout=TIMEOUT_MS)
     slider = page.get_by_role("slider").first
     pct = float(slider.get_attribute("aria-valuetext").rstrip("%"))
     scope = scope_of(page)

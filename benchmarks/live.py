@@ -39,6 +39,7 @@ import pruning  # noqa: E402
 from pruning import fast, zoo  # noqa: E402
 from pruning.criteria import CRITERIA  # noqa: E402
 from pruning.inspect import default_limit  # noqa: E402
+from pruning.io import atomic_write  # noqa: E402
 from pruning.prune import ranking  # noqa: E402
 
 E = sys.modules["pruning.evaluate"]
@@ -284,7 +285,7 @@ def main():
 
     def save():  # after every part, so a failure late in the run keeps what was measured
         if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+            atomic_write(args.json, lambda f: f.write(json.dumps(results, indent=1, default=float).encode()))
 
     for part, key, run in (("a", "a_live", lambda: part_a(repeats)),
                            ("b", "b_lottery_ticket_pruner", lambda: part_b(repeats)),

@@ -109,7 +109,7 @@ def check_norm(norm) -> int:
 
 
 def _clean(scores: np.ndarray) -> np.ndarray:
-    """NaN scores (from NaN weights) rank lowest, so they are pruned first and sort stably."""
+    """NaN unit scores (inf - inf of overflowing norms) become -inf: such units rank lowest."""
     scores = np.asarray(scores, dtype=np.float64)
     return np.where(np.isnan(scores), -np.inf, scores)
 

@@ -37,9 +37,9 @@ def prunable_specs(module: nn.Module) -> dict:
 
 
 def layout(t: torch.Tensor) -> torch.Tensor:
-    """Image batches and convolution kernels (4-d) in channels-last memory order: oneDNN's
-    convolutions run ~1.4x faster on it on this CPU (Conv-4, ResNet-20); the values and shapes
-    are unchanged, only the strides differ."""
+    """Image batches and convolution kernels (4-d) in channels-last memory order: oneDNN's CPU
+    convolutions are faster on it (Conv-4 and ResNet-20 up to 1.5x, benchmarks/live.py part a);
+    the values and shapes are unchanged, only the strides differ."""
     return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
 
 
