@@ -20,29 +20,22 @@ image of the dataset must give (1, 10) logits.  Every problem is a PruningError 
 message; NaN or infinite weights are kept, with a note in ``model.warnings``.
 """
 
-from contextlib import contextmanager
-from functools import lru_cache
-import io
-import json
-import logging
-import os
 from pathlib import Path
 import re
-import sys
 import tempfile
-import threading
-import warnings
 import zipfile
 
 import numpy as np
 
 from .data import DATASETS, check_name
 from .errors import PruningError
-from .io import sha256, silenced_stderr
+from .io import sha256
+from .readers.common import MAX_BYTES, MAX_UNPACKED, first_line, quiet
+from .readers.keras import keras_model
+from .readers.pt2 import pt2_model
+from .readers.safetensors import safetensors_model
 from .recipes import CIFAR, FASHION, MNIST
 
-MAX_BYTES = 200 * 2**20  # per file
-MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (zip bombs)
 FORMATS = {".safetensors": "safetensors", ".pt2": "pt2", ".keras": "keras"}
 PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".dill"}
 PREPROCESSING = {"mnist": MNIST, "fashion_mnist": FASHION, "cifar10": CIFAR}
@@ -105,205 +98,6 @@ def check_file(path) -> str:
     return FORMATS[suffix]
 
 
-def _first_line(exc) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
-def _fail(path, what, exc) -> PruningError:
-    return PruningError(f"cannot read {Path(path).name}: not a valid {what} ({_first_line(exc)})")
-
-
-_LOADING = threading.RLock()
-
-
-@contextmanager
-def _quiet():
-    """Silence library warnings and log records while a user's file is read; one file at a time
-    (``warnings.catch_warnings`` is not thread-safe, and this bounds the memory in use)."""
-    with _LOADING, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
-
-
-# --- .safetensors: a zoo architecture's state dict -------------------------------------------
-
-@lru_cache(maxsize=None)
-def _zoo_shapes(architecture: str) -> dict:
-    from .torch_nets import ARCHITECTURES
-
-    return {k: tuple(v.shape) for k, v in ARCHITECTURES[architecture]().state_dict().items()}
-
-
-def _differences(expected: dict, got: dict) -> list:
-    optional = [k for k in expected if k.endswith("num_batches_tracked")]
-    problems = [f"missing {k}" for k in expected if k not in got and k not in optional]
-    problems += [f"unexpected {k}" for k in got if k not in expected]
-    problems += [f"{k} has shape {got[k]}, expected {s}" for k, s in expected.items() if k in got and got[k] != s]
-    return problems
-
-
-def read_safetensors(path) -> dict:
-    """name -> numpy array; floating tensors as float32."""
-    try:
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-        return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in state.items()}
-    except Exception as exc:  # noqa: BLE001 - a user's file: any failure is bad input
-        raise _fail(path, ".safetensors file", exc) from None
-
-
-def match_architecture(state: dict, architecture: str | None = None) -> str:
-    """The zoo architecture whose state dict has exactly these keys and shapes."""
-    from .torch_nets import ARCHITECTURES
-
-    if architecture is not None and architecture not in ARCHITECTURES:
-        raise PruningError(f"unknown architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    diffs = {a: _differences(_zoo_shapes(a), got) for a in ([architecture] if architecture else ARCHITECTURES)}
-    for a, problems in diffs.items():
-        if not problems:
-            return a
-    best = min(diffs, key=lambda a: len(diffs[a]))
-    shown = "; ".join(diffs[best][:4]) + ("; ..." if len(diffs[best]) > 4 else "")
-    which = f"architecture {best}" if architecture else f"any zoo architecture ({', '.join(ARCHITECTURES)}); closest, {best}"
-    raise PruningError(f"the state dict does not match {which}: {shown}")
-
-
-def _safetensors_model(name, info, path, init_path, architecture):
-    from .torch_model import TorchModel
-
-    states = {"final": read_safetensors(path)}
-    info["architecture"] = match_architecture(states["final"], architecture)
-    if init_path is not None:
-        states["init"] = read_safetensors(init_path)
-        problems = _differences({k: v.shape for k, v in states["final"].items()},
-                                {k: v.shape for k, v in states["init"].items()})
-        if problems:
-            raise PruningError(f"the init file does not match the model: {'; '.join(problems[:4])}")
-    return TorchModel(name, info, states)
-
-
-# --- .pt2: a torch.export program --------------------------------------------------------------
-
-_PT2_MEMBERS = re.compile(r"(archive_format|archive_version|byteorder|\.data/[\w.-]+|models/model\.json|"
-                          r"data/weights/(model_weights_config\.json|weight_\d+)|extra/[\w./-]+|"
-                          r"data/constants/(model_constants_config\.json|tensor_\d+)|data/sample_inputs/model\.pt)")
-
-
-def check_pt2(path) -> None:
-    """Refuse a .pt2 whose loading would unpickle anything or load compiled code."""
-    import torch
-
-    refuse = "only plain torch.export programs are accepted (no pickled payloads, custom objects or compiled code)"
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if not n.endswith("/")]
-            root = names[0].split("/", 1)[0] + "/" if names else ""
-            for n in names:
-                if not n.startswith(root) or not _PT2_MEMBERS.fullmatch(n[len(root):]):
-                    raise PruningError(f"{Path(path).name} contains {n!r}: {refuse}")
-            declared = 0
-            for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
-                if root + config in names:
-                    entries = json.loads(z.read(root + config))["config"].values()
-                    if any(e.get("use_pickle") for e in entries):
-                        raise PruningError(f"{Path(path).name} holds pickled tensors: {refuse}")
-                    declared += sum(8 * int(np.prod([int(d["as_int"]) for d in e["tensor_meta"]["sizes"]]))
-                                    for e in entries)
-            if declared > MAX_UNPACKED:  # empty records are allocated at their declared size
-                raise PruningError(f"{Path(path).name} declares more than {MAX_UNPACKED / 2**20:.0f} MB of tensors")
-            if root + "data/sample_inputs/model.pt" in names:
-                torch.load(io.BytesIO(z.read(root + "data/sample_inputs/model.pt")), weights_only=True)
-    except PruningError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(path, ".pt2 program", exc) from None
-    if root + "models/model.json" not in names:
-        raise PruningError(f"{Path(path).name} is not a torch.export program (no models/model.json)")
-
-
-def read_pt2(path):
-    import torch
-
-    check_pt2(path)
-    try:
-        with _quiet():
-            return torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(path, ".pt2 program", exc) from None
-
-
-def _pt2_model(name, info, path, init_path):
-    from .pt2_model import Pt2Model
-
-    programs = {"final": read_pt2(path)}
-    if init_path is not None:
-        programs["init"] = read_pt2(init_path)
-    return Pt2Model(name, info, programs)
-
-
-# --- .keras ------------------------------------------------------------------------------------
-
-_KERAS_FUNCTIONS = re.compile(r"keras(\.src)?\.(activations|losses|metrics|initializers)(\.|$)")
-
-
-def check_keras_config(path) -> None:
-    """Refuse Lambda layers and objects from outside Keras before Keras reads the file."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read("config.json"))
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(path, ".keras file", exc) from None
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            cls, module = item.get("class_name"), item.get("module")
-            if cls in ("Lambda", "TFOpLambda"):
-                raise PruningError(f"{Path(path).name} has a Lambda layer (arbitrary Python code), which is "
-                                   f"refused; rebuild the model from built-in Keras layers")
-            if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
-                raise PruningError(f"{Path(path).name} uses {cls} from {module}: custom objects are refused; "
-                                   f"use built-in Keras layers only")
-            if cls == "function" and not _KERAS_FUNCTIONS.match(str(module)):
-                raise PruningError(f"{Path(path).name} calls {item.get('config')} from {module}: only Keras "
-                                   f"activations, losses, metrics and initializers may be named")
-            stack.extend(item.values())
-
-
-def _keras_model(name, info, path, init_path):
-    for p in filter(None, (path, init_path)):
-        check_keras_config(p)
-    if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter would break one-line errors
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with silenced_stderr():
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-    from .keras_model import KerasModel
-
-    files = {"final": path, **({"init": init_path} if init_path is not None else {})}
-    try:
-        with _quiet():
-            return KerasModel(name, info, files)
-    except PruningError as exc:
-        raise PruningError(str(exc).replace(str(path), Path(path).name)) from None
-    except Exception as exc:  # noqa: BLE001
-        first = _first_line(exc)
-        if "Could not locate" in first or "custom" in first.lower():
-            raise PruningError(f"{Path(path).name} uses a custom object, which is refused ({first})") from None
-        raise _fail(path, ".keras model", exc) from None
-
-
-# --- common ------------------------------------------------------------------------------------
-
 def nonfinite_warnings(states: dict) -> list:
     notes = []
     for which, state in states.items():
@@ -318,12 +112,12 @@ def check_forward(model) -> None:
     """One forward pass on one blank image of the dataset must give (1, 10) logits."""
     image = np.zeros((1, *DATASETS[model.dataset]["shape"]), np.uint8)
     try:
-        with _quiet():
+        with quiet():
             out = model.logits(model.weights("final"), "final", model.prepare(image))
     except PruningError:
         raise
     except Exception as exc:  # noqa: BLE001
-        first = _first_line(exc)
+        first = first_line(exc)
         raise PruningError(f"the model cannot run on a {model.dataset} image of shape {image.shape[1:]}: "
                            f"{type(exc).__name__}: {first}") from None
     if tuple(np.shape(out)) != (1, 10):
@@ -349,11 +143,11 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
             "architecture": None, "preprocessing": PREPROCESSING[dataset], "source": "uploaded file",
             "sha256": {f"{w}{suffix}": sha256(p) for w, p in (("final", path), ("init", init_path)) if p}}
     if fmt == "safetensors":
-        model = _safetensors_model(name, info, path, init_path, architecture)
+        model = safetensors_model(name, info, path, init_path, architecture)
     elif fmt == "pt2":
-        model = _pt2_model(name, info, path, init_path)
+        model = pt2_model(name, info, path, init_path)
     else:
-        model = _keras_model(name, info, path, init_path)
+        model = keras_model(name, info, path, init_path)
     if not model.specs:
         raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
     check_forward(model)

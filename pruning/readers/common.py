@@ -1,0 +1,36 @@
+"""What every reader of a user's file shares: one-line failure messages, and quiet loading."""
+
+from contextlib import contextmanager
+import logging
+from pathlib import Path
+import threading
+import warnings
+
+from ..errors import PruningError
+
+MAX_BYTES = 200 * 2**20  # per file
+MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (zip bombs)
+
+
+def first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def fail(path, what, exc) -> PruningError:
+    return PruningError(f"cannot read {Path(path).name}: not a valid {what} ({first_line(exc)})")
+
+
+_LOADING = threading.RLock()
+
+
+@contextmanager
+def quiet():
+    """Silence library warnings and log records while a user's file is read; one file at a time
+    (``warnings.catch_warnings`` is not thread-safe, and this bounds the memory in use)."""
+    with _LOADING, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
