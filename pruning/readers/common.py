@@ -10,6 +10,9 @@ from ..errors import PruningError
 
 MAX_BYTES = 200 * 2**20  # per file
 MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (zip bombs)
+MAX_MEMBERS = 1000  # members of one zip archive (archive.py)
+MAX_RATIO = 200  # a zip member over RATIO_ABOVE bytes may unpack to at most this many times its packed size
+RATIO_ABOVE = 2**20
 
 
 def first_line(exc) -> str:
