@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetUnavailable, PruningError
+from .selection import check_whole
 
 DATASETS = {
     "mnist": {"shape": (28, 28), "classes": 10},
@@ -34,8 +35,8 @@ ENV = "PRUNING_DATA_DIR"
 
 
 def check_name(name: str) -> str:
-    if name not in DATASETS:
-        raise PruningError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise PruningError(f"unknown dataset {name!r:.40}; choose one of: {', '.join(DATASETS)}")
     return name
 
 
@@ -94,10 +95,9 @@ def stratified_indices(y: np.ndarray, limit: int | None) -> np.ndarray:
     its share (largest remainders get the leftover places).
     """
     n = len(y)
+    limit = None if limit is None else check_whole(limit, "limit", 1)
     if limit is None or limit >= n:
         return np.arange(n)
-    if int(limit) != limit or limit < 1:
-        raise PruningError(f"limit must be a positive whole number, got {limit!r}")
     classes, counts = np.unique(y, return_counts=True)
     exact = counts * limit / n
     take = np.floor(exact).astype(int)

@@ -15,14 +15,25 @@ import numpy as np
 from . import data
 from .errors import PruningError
 from .masks import validate
+from .prune import check_model
+from .selection import check_whole
 
 WEIGHT_SETS = ("final", "init", "signed-constant")
 
 
 def check_weights(weights: str) -> str:
-    if weights not in WEIGHT_SETS:
-        raise PruningError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHT_SETS)}")
+    if not isinstance(weights, str) or weights not in WEIGHT_SETS:
+        raise PruningError(f"unknown weights {weights!r:.40}; choose one of: {', '.join(WEIGHT_SETS)}")
     return weights
+
+
+def check_mask(model, mask) -> None:
+    """A mask (name -> bool array) that fits ``model``, or None (dense)."""
+    if mask is None:
+        return
+    if not isinstance(mask, dict) or not all(isinstance(v, np.ndarray) for v in mask.values()):
+        raise PruningError("a mask must be a dict of name -> boolean numpy array, as pruning.compute_mask returns")
+    validate(mask, {name: spec.shape for name, spec in model.specs.items()})
 
 
 def _std(w: np.ndarray) -> float:
@@ -34,7 +45,9 @@ def _std(w: np.ndarray) -> float:
 
 def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     """name -> the prunable tensor that the forward pass uses (a new array; the model is untouched)."""
+    check_model(model)
     check_weights(weights)
+    check_mask(model, mask)
     if weights != "final" and "init" not in model.states:
         raise PruningError(f"model {model.name!r} has no initial weights, so {weights!r} is unavailable")
     source = model.weights("final" if weights == "final" else "init")
@@ -81,8 +94,10 @@ class Evaluation:
 
 def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
     """Accuracy of ``model`` with ``mask`` applied to weight set ``weights`` (None = dense)."""
-    if mask is not None:
-        validate(mask, {name: spec.shape for name, spec in model.specs.items()})
+    check_model(model)
+    check_mask(model, mask)
+    if limit is not None:
+        limit = check_whole(limit, "limit", 1)
     start = time.perf_counter()
     x, y, idx = inputs(model, limit)
     prunable = masked_weights(model, mask, weights)

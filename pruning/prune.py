@@ -7,11 +7,23 @@ import numpy as np
 from .criteria import ALIASES, CRITERIA
 from .errors import PruningError
 from .masks import Mask, report
-from .selection import check_fraction, check_norm, check_sparsity, cut, parse_granularity, rank
+from .selection import SCOPES, check_fraction, check_norm, check_sparsity, check_whole, cut, parse_granularity, rank
+
+
+def check_model(model):
+    """A model from ``load_model``, ``load_file_model`` or ``load_upload`` (anything with their interface)."""
+    if not all(hasattr(model, a) for a in ("specs", "states", "weights")):
+        raise PruningError(f"expected a model from pruning.load_model or pruning.load_file_model, "
+                           f"got {type(model).__name__}")
+    return model
 
 
 def resolve_strategy(strategy: str, scope: str | None) -> tuple:
     """(criterion, scope): lottery-ticket-pruner names fix their scope."""
+    if not isinstance(strategy, str):
+        raise PruningError(f"strategy must be a name such as 'large_final', got {strategy!r:.40}")
+    if scope is not None and (not isinstance(scope, str) or scope not in SCOPES):
+        raise PruningError(f"unknown scope {scope!r:.40}; choose one of: {', '.join(SCOPES)}")
     if strategy in ALIASES:
         criterion, alias_scope = ALIASES[strategy]
         if scope not in (None, alias_scope):
@@ -20,7 +32,7 @@ def resolve_strategy(strategy: str, scope: str | None) -> tuple:
         return criterion, alias_scope
     if strategy not in CRITERIA:
         valid = ", ".join([*CRITERIA, *ALIASES])
-        raise PruningError(f"unknown strategy {strategy!r}; choose one of: {valid}")
+        raise PruningError(f"unknown strategy {strategy!r:.40}; choose one of: {valid}")
     return strategy, scope or "layer"
 
 
@@ -55,6 +67,7 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
                  lottery-ticket papers, 0 to leave it dense).
     seed         for the ``random`` strategy; recorded in the mask's metadata.
     """
+    check_model(model)
     criterion, scope = resolve_strategy(strategy, scope)
     g = parse_granularity(granularity)
     if g.kind == "nm":
@@ -65,12 +78,7 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
     elif sparsity is None:
         raise PruningError("a sparsity in [0, 1] is required")
     sparsity = check_sparsity(sparsity)
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise PruningError(f"seed must be a whole number, got {seed!r}") from None
-    if seed < 0:  # numpy's generators take none
-        raise PruningError(f"seed must not be negative, got {seed!r}")
+    seed = check_whole(seed, "seed")
     norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
     r = ranking(model, criterion, scope, g, norm, output_rate, seed)
     arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}

@@ -29,6 +29,8 @@ import numpy as np
 from .errors import PruningError
 
 SCOPES = ("layer", "global")
+MAX_M = 1024  # the largest N:M group (hardware uses 2:4 and 4:8)
+MAX_WHOLE = 2**32 - 1  # the largest seed numpy, PyTorch and Keras all take; also caps limits and epochs
 
 
 @dataclass(frozen=True)
@@ -79,22 +81,42 @@ def parse_granularity(text) -> Granularity:
         return text
     if text in ("weight", "unit"):
         return Granularity(text)
-    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    match = re.fullmatch(r"\s*(\d{1,9})\s*:\s*(\d{1,9})\s*", str(text))
     if match:
         n, m = int(match[1]), int(match[2])
-        if 0 < n < m:
+        if 0 < n < m <= MAX_M:
             return Granularity("nm", n, m)
-        raise PruningError(f"malformed N:M granularity {text!r}: need 0 < N < M, e.g. 2:4")
-    raise PruningError(f"unknown granularity {text!r}; choose one of: weight, unit, N:M (e.g. 2:4)")
+        raise PruningError(f"malformed N:M granularity {text!r:.40}: need 0 < N < M <= {MAX_M}, e.g. 2:4")
+    raise PruningError(f"unknown granularity {text!r:.40}; choose one of: weight, unit, N:M (e.g. 2:4)")
 
 
 def check_fraction(value, what="sparsity") -> float:
     try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
-        raise PruningError(f"{what} must be a number in [0, 1], got {value!r}") from None
+        raise PruningError(f"{what} must be a number in [0, 1], got {value!r:.40}") from None
     if not 0.0 <= number <= 1.0:  # also rejects NaN
-        raise PruningError(f"{what} must be in [0, 1], got {value!r}")
+        raise PruningError(f"{what} must be in [0, 1], got {value!r:.40}")
+    return number
+
+
+def check_whole(value, what, minimum=0, maximum=MAX_WHOLE) -> int:
+    """``value`` (an int, a whole float or a string of digits) as an int in [minimum, maximum]."""
+    try:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, str, np.integer, np.floating)):
+            raise TypeError
+        number = int(value)  # a string must be digits; NaN and inf fail here
+        if isinstance(value, (float, np.floating)) and number != value:
+            raise ValueError  # 2.5
+    except (TypeError, ValueError, OverflowError):
+        raise PruningError(f"{what} must be a whole number, got {value!r:.40}") from None
+    if number < minimum:
+        bound = "not be negative" if minimum == 0 else f"be at least {minimum}"
+        raise PruningError(f"{what} must {bound}, got {value!r:.40}")
+    if number > maximum:
+        raise PruningError(f"{what} must be at most {maximum}, got {value!r:.40}")
     return number
 
 
@@ -104,7 +126,7 @@ def check_sparsity(sparsity) -> float:
 
 def check_norm(norm) -> int:
     if str(norm) not in ("1", "2"):
-        raise PruningError(f"unit norm must be 1 or 2, got {norm!r}")
+        raise PruningError(f"unit norm must be 1 or 2, got {norm!r:.40}")
     return int(norm)
 
 
@@ -168,7 +190,7 @@ def rank(scores: dict, *, scope="layer", granularity="weight", norm=1, output_na
     """Sort items once.  ``scores``: name -> array in canonical layout (out, in, *spatial), in the
     model's tensor order.  ``output_rate`` scales the output layer's sparsity (0 = never pruned)."""
     if scope not in SCOPES:
-        raise PruningError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+        raise PruningError(f"unknown scope {scope!r:.40}; choose one of: {', '.join(SCOPES)}")
     g = parse_granularity(granularity)
     norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
     if not scores:

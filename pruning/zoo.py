@@ -14,11 +14,15 @@ def names() -> list:
     return sorted(p.parent.name for p in ZOO.glob("*/model.json"))
 
 
+def check_name(name) -> str:
+    """A zoo model's name: only the catalogue's names, so no path can reach another directory."""
+    if not isinstance(name, str) or name not in names():
+        raise PruningError(f"unknown model {name!r:.60}; choose one of: {', '.join(names())}")
+    return name
+
+
 def info(name: str) -> dict:
-    path = ZOO / str(name) / "model.json"
-    if not path.is_file():
-        raise PruningError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
-    return json.loads(path.read_text())
+    return json.loads((ZOO / check_name(name) / "model.json").read_text())
 
 
 def catalogue() -> list:
@@ -32,9 +36,13 @@ def catalogue() -> list:
     return rows
 
 
-@lru_cache(maxsize=None)
 def load_model(name: str):
     """A zoo model, loaded once per process and shared read-only (safe to use from many threads)."""
+    return _load(check_name(name))
+
+
+@lru_cache(maxsize=None)
+def _load(name: str):
     meta = info(name)
     directory = ZOO / name
     suffix = WEIGHT_FILES[meta["framework"]]
