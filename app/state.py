@@ -15,7 +15,7 @@ from typing import NamedTuple
 import streamlit as st
 
 import pruning
-from pruning import byo, data, export, inspect
+from pruning import byo, data, export, inspect, sandbox
 from pruning.prune import resolve_strategy
 
 
@@ -47,7 +47,7 @@ def _zoo_model(name: str):
 
 
 UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of a per-session secret, the files, the dataset
-MAX_UPLOADS = 2  # per browser session
+MAX_UPLOADS = sandbox.Limits.from_env().max_uploads  # per browser session (PRUNING_MAX_UPLOADS)
 
 
 def _uploads() -> dict:
@@ -66,16 +66,21 @@ def model(name: str):
     return _zoo_model(name)
 
 
+def _secret() -> bytes:
+    """A per-session secret: in uploads' names (no cached result of an upload is ever shared between
+    sessions) and naming the session's own sandboxed worker."""
+    return st.session_state.setdefault("_upload_secret", secrets.token_bytes(16))
+
+
 def register_upload(final, init, dataset: str) -> str:
     """Check and load an uploaded model file (and optional θ0 file) into this session; its name for
-    ``Settings``.  Raises PruningError (one line) for a refused or broken file."""
-    # a per-session secret in the name: no cached result of an upload is ever shared between sessions
-    secret = st.session_state.setdefault("_upload_secret", secrets.token_bytes(16))
-    parts = [secret, final.getvalue(), init.getvalue() if init else b"-", dataset.encode()]
+    ``Settings``.  The file is read and run only in this session's sandboxed worker process
+    (``pruning.sandbox``).  Raises PruningError (one line) for a refused or broken file."""
+    parts = [_secret(), final.getvalue(), init.getvalue() if init else b"-", dataset.encode()]
     name = UPLOAD + hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
     mine = _uploads()
     if name not in mine:
-        m = pruning.load_upload(final, dataset, init)
+        m = pruning.load_upload(final, dataset, init, owner=_secret().hex())
         total, prunable = inspect.parameter_count(m)
         accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
         row = {"name": name, "framework": m.framework, "dataset": dataset, "architecture": f"your {m.name}",
@@ -87,10 +92,14 @@ def register_upload(final, init, dataset: str) -> str:
 
 
 def drop_upload(name: str) -> None:
-    """Discard one of this session's uploads (replaced or removed), and the engine caches that
-    would keep it alive (``pruning.byo.forget``)."""
-    if _uploads().pop(name, None) is not None:
+    """Discard one of this session's uploads (replaced or removed): its files, the engine caches
+    that would keep it alive (``pruning.byo.forget``), and the session's worker once none is left."""
+    dropped = _uploads().pop(name, None)
+    if dropped is not None:
+        dropped[0].close()
         byo.forget()
+        if not _uploads():
+            sandbox.pool().release(_secret().hex())
 
 
 def display_name(name: str) -> str:

@@ -9,12 +9,13 @@
 Nothing here imports Streamlit; PyTorch and TensorFlow are imported only by their adapters.
 """
 
-from .byo import load_file_model, load_upload
+from .byo import load_file_model
 from .criteria import ALIASES, CRITERIA
 from .errors import DatasetUnavailable, PruningError
 from .evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
 from .masks import Mask, report
 from .prune import compute_mask
+from .sandbox import load_upload
 from .selection import SCOPES
 from .zoo import catalogue, load_model
 from . import masks as _masks

@@ -1,7 +1,7 @@
 """Bring your own model: load a user's file as an engine model, refusing unsafe or broken files.
 
     model = load_file_model("net.safetensors", "mnist", init_path="net-init.safetensors")
-    model = load_upload(uploaded_file, "mnist")          # a web upload (name, size, getvalue())
+    # web uploads: pruning.load_upload (sandbox/remote.py) runs this in a sandboxed worker process
 
 Accepted (judged by the file's bytes, not only its name):
   .safetensors  a state dict of a zoo architecture (lenet300, lenet5, conv4, resnet20 of
@@ -21,8 +21,6 @@ message; NaN or infinite weights are kept, with a note in ``model.warnings``.
 """
 
 from pathlib import Path
-import re
-import tempfile
 import zipfile
 
 import numpy as np
@@ -158,39 +156,6 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
     return model
 
 
-def _upload_name(upload) -> str:
-    """The uploaded file's base name, printable and short (it appears in messages and masks)."""
-    return re.sub(r"[^\w.()+ -]", "_", Path(str(getattr(upload, "name", "upload"))).name)[:100] or "upload"
-
-
-def _save_upload(upload, directory: str, stem: str) -> Path:
-    name = _upload_name(upload)
-    size = getattr(upload, "size", None)
-    if size is not None:
-        check_size(int(size), name)
-    data = upload.getvalue() if hasattr(upload, "getvalue") else upload.read(MAX_BYTES + 1)
-    check_size(len(data), name)
-    path = Path(directory) / f"{stem}{Path(name).suffix.lower()[:16]}"
-    path.write_bytes(data)
-    return path
-
-
-def load_upload(upload, dataset: str, init_upload=None, *, architecture: str | None = None):
-    """``load_file_model`` for web uploads: objects with ``name``, ``size`` and ``getvalue()`` (or
-    ``read()``), such as Streamlit's UploadedFile.  Sizes are checked before the bytes are read;
-    the files live in a private temporary directory removed with the model."""
-    directory = tempfile.TemporaryDirectory(prefix="pruning-upload-")
-    try:
-        path = _save_upload(upload, directory.name, "final")
-        init = _save_upload(init_upload, directory.name, "init") if init_upload is not None else None
-        model = load_file_model(path, dataset, init, architecture=architecture, name=_upload_name(upload))
-    except BaseException:
-        directory.cleanup()
-        raise
-    model._upload_dir = directory  # KerasModel re-reads its file to export; removed with the model
-    return model
-
-
 def forget() -> None:
     """Empty the engine's caches of rankings and prepared inputs, which keep the models they were
     computed for alive: call it when uploaded models are discarded (zoo entries are recomputed)."""
@@ -201,4 +166,4 @@ def forget() -> None:
     inputs.cache_clear()
 
 
-__all__ = ["ADVICE", "FORMATS", "MAX_BYTES", "check_file", "check_size", "forget", "load_file_model", "load_upload"]
+__all__ = ["ADVICE", "FORMATS", "MAX_BYTES", "check_file", "check_size", "forget", "load_file_model"]

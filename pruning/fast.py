@@ -36,8 +36,10 @@ TAIL = ("fc1", "fc2", "fc3")
 
 
 def supported(model) -> bool:
-    return (getattr(model, "framework", None) == "torch" and model.info.get("architecture") in HEADS
-            and str(model.device) == "cpu")
+    """Zoo-architecture PyTorch models held in this process (not uploads, which run in a worker)."""
+    from .torch_model import TorchModel
+
+    return isinstance(model, TorchModel) and model.info.get("architecture") in HEADS and str(model.device) == "cpu"
 
 
 @dataclass

@@ -76,6 +76,9 @@ def magnitude_mask(model, weights: dict, sparsity: float, *, within=None, scope=
 
 def retrain(model, mask: dict, *, rewind="init", epochs=None, seed=0, limit=None, on_epoch=None) -> Run:
     """Train the masked network from a chosen starting point (see REWINDS)."""
+    if hasattr(model, "remote_retrain"):  # an upload: trained in its sandboxed worker (pruning.sandbox)
+        return model.remote_retrain(mask, rewind=rewind, epochs=_epochs(model, epochs), seed=seed, limit=limit,
+                                    on_epoch=on_epoch)
     backend, epochs = _backend(model), _epochs(model, epochs)
     check_rewind(rewind, model)
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 import importlib
 import io
+from pathlib import Path
 import json
 import os
 import pickle
@@ -297,22 +298,23 @@ class Upload(io.BytesIO):
 
 
 def test_load_upload(files, monkeypatch, tmp_path):
-    model = byo.load_upload(Upload(files["pt2"], "../../etc/my\nmodel.pt2"), "mnist", Upload(files["pt2_init"]))
+    """Web uploads are read and run in a sandboxed worker (tests/test_sandbox.py has the rest)."""
+    model = pruning.load_upload(Upload(files["pt2"], "../../etc/my\nmodel.pt2"), "mnist", Upload(files["pt2_init"]))
     assert model.name == "my_model.pt2" and set(model.states) == {"final", "init"}
-    directory = model._upload_dir.name
+    directory = Path(model.files["final"]).parent
     assert pruning.evaluate(model, pruning.compute_mask(model, "movement", 0.5), limit=50).n == 50
     byo.forget()
     evaluate_module = importlib.import_module("pruning.evaluate")  # pruning.evaluate is the function
     assert pruning.prune.ranking.cache_info().currsize == 0 and evaluate_module.inputs.cache_info().currsize == 0
-    model._upload_dir.cleanup()
+    model.close()
+    assert not directory.exists()
     with pytest.raises(pruning.PruningError, match="is a pickle file"):
-        byo.load_upload(Upload(files["pt2"], "x.pth"), "mnist")
+        pruning.load_upload(Upload(files["pt2"], "x.pth"), "mnist")
     monkeypatch.setattr(byo, "MAX_BYTES", 100)
     big = Upload(files["pt2"])
     big.getvalue = lambda: pytest.fail("read before the size check")
     with pytest.raises(pruning.PruningError, match="the limit is"):
-        byo.load_upload(big, "mnist")
-    assert not (tmp_path / directory).exists()
+        pruning.load_upload(big, "mnist")
 
 
 # --- .keras ------------------------------------------------------------------------------------
