@@ -13,10 +13,10 @@ from .criteria import ALIASES, CRITERIA
 from . import cli_train
 from .errors import PruningError
 from .evaluate import WEIGHT_SETS, check_weights, evaluate, masked_weights
-from .io import atomic_write
+from .io import atomic_write, check_regular
 from .masks import load, report, save
 from .prune import compute_mask, resolve_strategy, scores
-from .selection import SCOPES, check_sparsity
+from .selection import SCOPES, check_sparsity, check_whole
 from .zoo import catalogue, load_model
 
 
@@ -84,15 +84,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _int_or_none(value, what):
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise PruningError(f"{what} must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise PruningError(f"{what} must be positive, got {value!r}")
-    return number
+    return None if value is None else check_whole(value, what, 1)
 
 
 def _model(args):
@@ -103,6 +95,9 @@ def _model(args):
         return load_model(args.model)
     if not args.dataset:
         raise PruningError("--model-file needs --dataset (mnist, fashion_mnist or cifar10)")
+    for path in (args.model_file, args.init_file):
+        if path is not None:
+            check_regular(path, "read")  # a FIFO or a device would block or never end
     from .byo import load_file_model
 
     return load_file_model(args.model_file, args.dataset, args.init_file)
@@ -133,6 +128,7 @@ def cmd_evaluate(args, out):
         if args.strategy is not None or args.sparsity is not None:
             raise PruningError("--mask gives the mask: leave out --strategy and --sparsity")
         model = _model(args)
+        check_regular(args.mask, "read")
         mask = load(args.mask, {name: spec.shape for name, spec in model.specs.items()})
         strategy = mask.meta.get("strategy", "mask file")
     else:
@@ -179,6 +175,8 @@ def _digest(mask: dict) -> str:
 def cmd_sweep(args, out):
     from tqdm import tqdm
 
+    if args.out:
+        check_regular(args.out)  # before the work, not after it
     strategies = _split(args.strategies, "strategies")
     sparsities = [check_sparsity(s) for s in _split(args.sparsities, "sparsities")]
     weight_sets = [check_weights(w) for w in _split(args.weights, "weights")]
@@ -212,6 +210,7 @@ def cmd_sweep(args, out):
 
 
 def cmd_export(args, out):
+    check_regular(args.out)
     model, mask = _mask(args, args.strategy, args.sparsity)
     if args.format == "npz":
         save(mask, args.out)

@@ -2,9 +2,11 @@
 
 import json
 
-from .io import atomic_write
+from .errors import PruningError
+from .io import atomic_write, check_regular
 from .prune import compute_mask
 from .retrain import REWINDS, dynamic, gradual, imp, retrain
+from .selection import MAX_WHOLE, check_whole
 from .zoo import load_model
 
 
@@ -17,7 +19,7 @@ def add_parsers(sub):
     p.add_argument("--rewind", default="init", help=", ".join(REWINDS))
     p.add_argument("--epochs", type=_positive, default=None)
     p.add_argument("--limit", type=_positive, default=None, help="train on the first N training examples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("imp", help="iterative magnitude pruning with rewinding (lottery tickets)")
@@ -49,16 +51,21 @@ def add_parsers(sub):
     p.add_argument("--out", default=None, help="write the Markdown here (default: standard output)")
 
 
-def _positive(text):
+def _whole(text, minimum):
     import argparse
 
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+        return check_whole(text, "value", minimum)
+    except PruningError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from {minimum} to {MAX_WHOLE}, got {text!r:.40}") from None
+
+
+def _positive(text):
+    return _whole(text, 1)
+
+
+def _seed(text):
+    return _whole(text, 0)
 
 
 def _print_run(run, args, out, extra=None):
@@ -102,7 +109,9 @@ def cmd_gradual(args, out):
 def cmd_reproduce(args, out):
     from .reproduce import EXPERIMENTS, run
 
-    EXPERIMENTS.get(args.name)  # an unknown name fails before any work
+    EXPERIMENTS.get(args.name)  # an unknown name or output fails before any work
+    if args.out:
+        check_regular(args.out)
     text = run(args.name, quick=args.quick)
     if args.out:
         atomic_write(args.out, lambda f: f.write(text.encode()))

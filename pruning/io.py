@@ -1,9 +1,11 @@
 """Small helpers: atomic writes, file hashes, and a description of this machine."""
 
 from contextlib import contextmanager
+import errno
 import hashlib
 import os
 import platform
+import stat
 import sys
 from pathlib import Path
 import tempfile
@@ -11,12 +13,30 @@ import tempfile
 from .errors import PruningError
 
 
+def check_regular(path, verb="write") -> Path:
+    """``path`` is absent or a regular file: not a directory, FIFO, device or a link to one (which
+    would be replaced, or block, or be written through)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise PruningError(f"cannot {verb} {path!r:.60}: not a file path")
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a device is a device
+    except FileNotFoundError:
+        return Path(path)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a file used as a directory
+        raise PruningError(f"cannot {verb} {str(path)[:200]}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(mode):
+        why = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+        raise PruningError(f"cannot {verb} {str(path)[:200]}: {why}")
+    return Path(path)
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
 
-    An error (or Ctrl-C) part way leaves no file at ``path``.
+    An error (or Ctrl-C) part way leaves no file at ``path``; an existing path that is not a
+    regular file is refused (see ``check_regular``).
     """
-    path = Path(path)
+    path = check_regular(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise PruningError(f"cannot write {path}: directory {directory} does not exist")

@@ -113,7 +113,7 @@ def check_whole(value, what, minimum=0, maximum=MAX_WHOLE) -> int:
     except (TypeError, ValueError, OverflowError):
         raise PruningError(f"{what} must be a whole number, got {value!r:.40}") from None
     if number < minimum:
-        bound = "not be negative" if minimum == 0 else f"be at least {minimum}"
+        bound = {0: "not be negative", 1: "be positive"}.get(minimum, f"be at least {minimum}")
         raise PruningError(f"{what} must {bound}, got {value!r:.40}")
     if number > maximum:
         raise PruningError(f"{what} must be at most {maximum}, got {value!r:.40}")
