@@ -6,7 +6,7 @@ from .errors import PruningError
 from .io import atomic_write, check_regular
 from .prune import compute_mask
 from .retrain import REWINDS, dynamic, gradual, imp, retrain
-from .selection import MAX_WHOLE, check_whole
+from .selection import MAX_WHOLE, check_fraction, check_whole
 from .zoo import load_model
 
 
@@ -88,8 +88,9 @@ def cmd_retrain(args, out):
 
 
 def cmd_imp(args, out):
+    rate, output_rate = check_fraction(args.rate, "rate"), check_fraction(args.output_rate, "output rate")
     model = load_model(args.model)
-    rows = imp(model, rounds=args.rounds, rate=args.rate, output_rate=args.output_rate, rewind=args.rewind,
+    rows = imp(model, rounds=args.rounds, rate=rate, output_rate=output_rate, rewind=args.rewind,
                epochs=args.epochs, limit=args.limit, control=args.control,
                on_round=None if args.json else lambda r: print(json.dumps(r), file=out, flush=True))
     if args.json:
@@ -98,11 +99,15 @@ def cmd_imp(args, out):
 
 
 def cmd_gradual(args, out):
+    if args.dynamic:  # bad fractions fail before the training data is read
+        rate = check_fraction(args.rate, "rate")
+    else:
+        initial, final = check_fraction(args.initial, "initial sparsity"), check_fraction(args.final, "final sparsity")
     model = load_model(args.model)
     if args.dynamic:
-        run = dynamic(model, epochs=args.epochs, rate=args.rate, limit=args.limit)
+        run = dynamic(model, epochs=args.epochs, rate=rate, limit=args.limit)
     else:
-        run = gradual(model, initial=args.initial, final=args.final, epochs=args.epochs, limit=args.limit)
+        run = gradual(model, initial=initial, final=final, epochs=args.epochs, limit=args.limit)
     _print_run(run, args, out, {"method": "dynamic" if args.dynamic else "polynomial_decay"})
 
 
