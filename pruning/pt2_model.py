@@ -10,6 +10,10 @@ weight argument (the second one) of ``aten.linear``, ``aten.conv1d/2d/3d`` or a 
 Their layout, (out, in, *kernel), is the canonical one.  A graph may call ``aten`` operators
 only (and ``getitem``), none that does I/O, draws random numbers or runs in training mode.
 
+Cost: before it ever sees real data, the program runs once on fake tensors (no memory, no
+arithmetic) at its evaluation batch; programs whose largest tensor or whose work per image is
+over the budgets of ``readers/common.py`` are refused.
+
 Input: pixel values as floats in [0, 1] (the program normalises its own input, as the zoo's
 PyTorch models do), shaped per example as one of (c, h, w), (h, w, c), (h, w) (grey images
 only) or flat (c*h*w, in CHW order).  A static batch dimension is served by padding.
@@ -21,8 +25,11 @@ import threading
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import PruningError
+from .readers.common import EVAL_BATCH, MAX_FLOPS_PER_IMAGE, MAX_INTERMEDIATE, first_line
 from .selection import TensorSpec
 from .torch_model import device
 
@@ -86,6 +93,51 @@ def input_spec(ep) -> tuple:
     return tuple(int(d) for d in shape[1:]), batch, vals[0].dtype
 
 
+class _Sizes(TorchDispatchMode):
+    """Records the largest tensor any operator returns (by its shape, so a huge ``expand`` view
+    counts in full) and the elements written in all; refuses as soon as a tensor is over budget."""
+
+    def __init__(self, batch: int):
+        super().__init__()
+        self.batch, self.largest, self.elements = batch, 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                nbytes = t.numel() * t.element_size()
+                self.largest, self.elements = max(self.largest, nbytes), self.elements + t.numel()
+                if nbytes > MAX_INTERMEDIATE:
+                    raise PruningError(f"the program makes a {nbytes / 2**20:.0f} MB tensor ({func}) at batch size "
+                                       f"{self.batch}; the limit is {MAX_INTERMEDIATE / 2**20:.0f} MB")
+        return out
+
+
+def check_budget(module, state: dict, image: tuple, batch: int, dtype) -> None:
+    """Run ``module`` once on fake tensors (shapes only) with ``state`` and a batch of ``batch``
+    inputs of shape ``image``; refuse it if a tensor is over MAX_INTERMEDIATE bytes or its work
+    (FLOPs of matmuls and convolutions, plus the elements every operator writes) is over
+    MAX_FLOPS_PER_IMAGE per image."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            params = {k: mode.from_tensor(v) for k, v in state.items()}
+            x = torch.zeros((batch, *image), dtype=dtype)
+            with FlopCounterMode(display=False) as flops, _Sizes(batch) as sizes:
+                torch.func.functional_call(module, params, (x,))
+    except PruningError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise PruningError(f"cannot work out the program's cost on fake tensors at batch size {batch} "
+                           f"({first_line(exc)})") from None
+    work = (flops.get_total_flops() + sizes.elements) / batch
+    if work > MAX_FLOPS_PER_IMAGE:
+        raise PruningError(f"the program needs {work / 1e9:.1f} GFLOP per image; the limit is "
+                           f"{MAX_FLOPS_PER_IMAGE / 1e9:.0f} GFLOP")
+
+
 def layout(image: tuple, expected: tuple):
     """A function (n, *image) float tensor -> (n, *expected), or a PruningError naming the choices."""
     if len(image) == 2:
@@ -130,7 +182,9 @@ class Pt2Model:
             raise PruningError("the program has no prunable layer (no linear or convolution weight)")
         self.output_name = list(self.specs)[-1]
         self.input_shape, self.static_batch, self._dtype = input_spec(final)
+        self.batch_size = self.static_batch or EVAL_BATCH
         self._module = final.module()
+        check_budget(self._module, final.state_dict, self.input_shape, self.batch_size, self._dtype)
         self._dtypes = {k: v.dtype for k, v in final.state_dict.items()}
         self.states = {}
         for which, ep in programs.items():
@@ -140,7 +194,6 @@ class Pt2Model:
             self.states[which] = to_numpy(ep.state_dict)
         self._tensors = {w: {k: self._tensor(k, v) for k, v in s.items()} for w, s in self.states.items()}
         self._local = threading.local()
-        self.batch_size = self.static_batch or 1000
 
     def _tensor(self, name, arr):
         arr = arr if arr.flags.writeable and arr.flags.c_contiguous else arr.copy()

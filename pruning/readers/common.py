@@ -13,6 +13,9 @@ MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (z
 MAX_MEMBERS = 1000  # members of one zip archive (archive.py)
 MAX_RATIO = 200  # a zip member over RATIO_ABOVE bytes may unpack to at most this many times its packed size
 RATIO_ABOVE = 2**20
+EVAL_BATCH = 1000  # images per forward pass of a .pt2 program with a dynamic batch
+MAX_INTERMEDIATE = 256 * 2**20  # bytes of a .pt2 program's largest tensor, at its evaluation batch
+MAX_FLOPS_PER_IMAGE = 2 * 10**9  # a .pt2 program's work per image (FLOPs + elements written); ResNet-20: 0.08e9
 
 
 def first_line(exc) -> str:
