@@ -1,5 +1,7 @@
 """Sidebar controls: each ``*_ui`` draws its widgets and returns plain values."""
 
+import math
+
 import streamlit as st
 
 import pruning
@@ -184,24 +186,50 @@ def limit_ui(dataset: str, device: str) -> int | None:
     return limit or None
 
 
-LINKED = {"model": str, "strategy": str, "scope": str, "granularity": str, "nm": str, "weights": str,
-          "sparsity_pct": float}  # the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35
+def _one_of(options):
+    """A link reader that takes only one of ``options()``: a widget's choices."""
+    def read(text: str) -> str:
+        if text not in options():
+            raise ValueError(text)
+        return text
+    return read
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return min(max(value, 0.0), 99.9)
+
+
+def _pattern(text: str) -> str:
+    if fixed_sparsity(text) is None:  # PruningError (a ValueError) for a malformed pattern
+        raise ValueError(text)
+    return "".join(text.split())  # "2 : 4" -> "2:4"
+
+
+# the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35, each with its reader
+LINKED = {"model": _one_of(lambda: [r["name"] for r in catalogue()]),
+          "strategy": _one_of(lambda: [*pruning.CRITERIA, *pruning.ALIASES]),
+          "scope": _one_of(lambda: pruning.SCOPES), "granularity": _one_of(lambda: GRANULARITIES),
+          "nm": _pattern, "weights": _one_of(lambda: pruning.WEIGHT_SETS), "sparsity_pct": _percent}
+MAX_LINKED = 100  # characters: a longer value in a link is ignored unread
 
 
 def _from_link():
-    """Once per session: start from the settings in the address bar (values that do not fit a
-    control are ignored by it)."""
+    """Once per session: start from the settings in the address bar.  A value that no control
+    could take (unknown, malformed, not finite, too long) is ignored, never put in session state."""
     if st.session_state.setdefault("linked", False):
         return
     st.session_state.linked = True
-    for key, kind in LINKED.items():
-        try:
-            value = kind(st.query_params[key])
-        except (KeyError, ValueError):
+    for key, read in LINKED.items():
+        text = st.query_params.get(key)  # the last of repeated keys
+        if text is None or len(text) > MAX_LINKED:
             continue
-        if kind is float:
-            value = min(max(value, 0.0), 99.9) if value == value else 89.6  # NaN: the default
-        st.session_state[key] = value
+        try:
+            st.session_state[key] = read(text)
+        except ValueError:  # PruningError included
+            continue
 
 
 def _to_link():
