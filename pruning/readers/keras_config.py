@@ -179,7 +179,7 @@ PARAMETERS = {  # class -> (config, input shape) -> an upper bound on the parame
     "BatchNormalization": lambda c, s: 4 * _axes(c, s),
     "LayerNormalization": lambda c, s: 2 * _axes(c, s),
     "GroupNormalization": lambda c, s: 2 * _axes(c, s),
-    "Normalization": lambda c, s: 3 * _axes(c, s) + 1,
+    "Normalization": lambda c, s: 2 * _axes(c, s) + 1,
     "PReLU": lambda c, s: math.prod(_dim(s, i) for i in range(1, len(s))),
     "Embedding": lambda c, s: _positive(c, "input_dim") * _positive(c, "output_dim"),
 }
