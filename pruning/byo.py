@@ -26,7 +26,7 @@ import zipfile
 import numpy as np
 
 from .data import DATASETS, check_name
-from .errors import PruningError
+from .errors import PruningError, quote
 from .io import sha256
 from .readers.common import MAX_BYTES, MAX_UNPACKED, first_line, quiet
 from .readers.keras import keras_model
@@ -101,7 +101,7 @@ def nonfinite_warnings(states: dict) -> list:
     for which, state in states.items():
         bad = [k for k, v in state.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
         if bad:
-            notes.append(f"the {which} weights hold NaN or infinite values (in {', '.join(bad[:3])}"
+            notes.append(f"the {which} weights hold NaN or infinite values (in {', '.join(map(quote, bad[:3]))}"
                          f"{', ...' if len(bad) > 3 else ''}); results may be meaningless")
     return notes
 
@@ -115,7 +115,7 @@ def check_forward(model) -> None:
     except PruningError:
         raise
     except Exception as exc:  # noqa: BLE001
-        first = first_line(exc)
+        first = quote(first_line(exc), 160)  # library messages may name the file's layers
         raise PruningError(f"the model cannot run on a {model.dataset} image of shape {image.shape[1:]}: "
                            f"{type(exc).__name__}: {first}") from None
     if tuple(np.shape(out)) != (1, 10):

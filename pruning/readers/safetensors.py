@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 
 from ..errors import PruningError, quote
-from .common import fail
 
 MAX_HEADER = 16 * 2**20  # bytes of JSON header
 MAX_TENSORS = 1000
@@ -73,8 +72,8 @@ def read_header(path) -> dict:
             if 8 + n > size:
                 raise _bad(path, f"its header of {n} bytes runs past the end of the file ({size} bytes)")
             raw = f.read(n)
-    except OSError as exc:
-        raise fail(path, ".safetensors file", exc) from None
+    except OSError as exc:  # its message would show the server's path
+        raise _bad(path, quote(exc.strerror or type(exc).__name__)) from None
     try:
         header = json.loads(raw, object_pairs_hook=_unique)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
