@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from .errors import PruningError
+from .errors import PruningError, quote
 from .io import atomic_write
 from .readers.archive import read_zip
 
@@ -47,19 +47,20 @@ def report(mask: dict) -> dict:
 
 
 def validate(mask: dict, shapes: dict) -> None:
-    """Raise one error naming every missing, unexpected, misshapen or non-boolean tensor."""
+    """Raise one error naming every missing, unexpected, misshapen or non-boolean tensor (names
+    come from users' files: they are quoted, errors.quote)."""
     problems = []
     for name in shapes:
         if name not in mask:
-            problems.append(f"missing {name}")
+            problems.append(f"missing {quote(name)}")
     for name, arr in mask.items():
         if name not in shapes:
-            problems.append(f"unexpected {name} (not a prunable tensor of this model)")
+            problems.append(f"unexpected {quote(name)} (not a prunable tensor of this model)")
             continue
         if tuple(arr.shape) != tuple(shapes[name]):
-            problems.append(f"{name} has shape {tuple(arr.shape)}, the model's is {tuple(shapes[name])}")
+            problems.append(f"{quote(name)} has shape {tuple(arr.shape)}, the model's is {tuple(shapes[name])}")
         if arr.dtype != np.bool_:
-            problems.append(f"{name} has dtype {arr.dtype}, expected bool")
+            problems.append(f"{quote(name)} has dtype {arr.dtype}, expected bool")
     if problems:
         raise PruningError("mask does not match the model: " + "; ".join(problems))
 
