@@ -100,7 +100,7 @@ def test_architecture_recognised_from_keys_and_shapes(tmp_path):
     model = byo.load_file_model(tmp_path / "l5.safetensors", "fashion_mnist")
     assert model.info["architecture"] == "lenet5" and "init" not in model.states
     assert model.info["preprocessing"] == pruning.recipes.FASHION
-    refused(tmp_path / "l5.safetensors", "does not match architecture lenet300: unexpected conv1", architecture="lenet300")
+    refused(tmp_path / "l5.safetensors", "does not match architecture lenet300: unexpected `conv1", architecture="lenet300")
     refused(tmp_path / "l5.safetensors", "unknown architecture 'vgg'", architecture="vgg")
 
 
@@ -111,7 +111,7 @@ def test_mismatched_state_dicts_name_every_problem(tmp_path):
     state["extra"] = np.zeros(3, np.float32)
     save_file(state, tmp_path / "bad.safetensors")
     text = refused(tmp_path / "bad.safetensors", "closest, lenet300")
-    for part in ("missing fc3.bias", "unexpected extra", "fc2.weight has shape (100, 299), expected (100, 300)"):
+    for part in ("missing fc3.bias", "unexpected `extra`", "fc2.weight has shape (100, 299), expected (100, 300)"):
         assert part in text
     save_file({"fc1.weight": np.zeros((3, 3), np.float32)}, tmp_path / "init.safetensors")
     refused(ZOO / "final.safetensors", "the init file does not match the model: missing fc1.bias",
@@ -361,7 +361,7 @@ def test_keras_file_model(keras_files):
 
 def test_keras_lambda_custom_and_wrong_shapes_are_refused(keras_files):
     refused(keras_files["lambda"], "has a Lambda layer")
-    refused(keras_files["custom"], "uses Double from .*custom objects are refused")
+    refused(keras_files["custom"], "uses `Double` from .*custom objects are refused")
     refused(keras_files["five"], r"output for one mnist image has shape \(1, 5\)")
     refused(keras_files["nokernel"], "no prunable layer")
     refused(keras_files["final"], "do not fit the model's input", dataset="cifar10")
@@ -385,7 +385,7 @@ def test_keras_config_naming_a_non_keras_function_is_refused(keras_files, tmp_pa
         assert text != data.decode()
         return text
 
-    refused(_rewrite_zip(keras_files["final"], tmp_path / "f.keras", evil), "calls get_file from keras.src.utils")
+    refused(_rewrite_zip(keras_files["final"], tmp_path / "f.keras", evil), "calls `get_file` from `keras.src.utils")
 
 
 def test_pt2_declaring_huge_tensors_is_refused(files, tmp_path):

@@ -74,7 +74,7 @@ def test_mismatched_masks_name_every_problem(tmp_path, capsys):
               "fc9.weight": np.ones(3, bool)}
     pruning.save_mask(pruning.Mask(arrays), tmp_path / "bad.npz")
     err = _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "bad.npz")], capsys)
-    for part in ("missing fc3.weight", "unexpected fc9.weight", "fc2.weight has shape (100, 30), the model's is (100, 300)"):
+    for part in ("missing `fc3.weight`", "unexpected `fc9.weight`", "`fc2.weight` has shape (100, 30), the model's is (100, 300)"):
         assert part in err
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04junk")
     assert "not a valid .npz mask" in _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "junk.npz")], capsys)

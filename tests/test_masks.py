@@ -25,15 +25,15 @@ def test_validation_names_every_mismatch():
     with pytest.raises(pruning.PruningError) as err:
         masks.validate(bad, shapes)
     text = str(err.value)
-    for fragment in ("missing c", "unexpected z", "a has shape (3, 2), the model's is (2, 3)",
-                     "b has dtype float32, expected bool"):
+    for fragment in ("missing `c`", "unexpected `z`", "`a` has shape (3, 2), the model's is (2, 3)",
+                     "`b` has dtype float32, expected bool"):
         assert fragment in text
 
 
 def test_load_against_a_model_validates(tmp_path):
     model = pruning.load_model("mnist-lenet300-torch")
     pruning.save_mask(pruning.Mask({"fc1.weight": np.ones((300, 784), bool)}), tmp_path / "m.npz")
-    with pytest.raises(pruning.PruningError, match="missing fc2.weight; missing fc3.weight"):
+    with pytest.raises(pruning.PruningError, match="missing `fc2.weight`; missing `fc3.weight`"):
         pruning.load_mask(tmp_path / "m.npz", model)
 
 
