@@ -11,6 +11,8 @@ c  sweep throughput: 10 criteria x 20 sparsities on LeNet-300-100
 d  memory with all zoo models loaded; explorer cold start and memory (browser.py)
 e  explorer round trip slider -> accuracy in headless Chromium, per model family (browser.py)
 f  load test: 8 concurrent browser sessions (browser.py)
+g  the sandboxed worker's overhead: an uploaded MNIST model evaluated in its worker process
+   (pruning.load_upload) vs the same file loaded in-process (pruning.load_file_model)
 Every time is a median over repeats, measured interleaved so that load on the machine hits all
 variants alike. Targets are reported, never asserted.
 """
@@ -253,6 +255,39 @@ def part_d_engine() -> dict:
     return {"models": zoo.names(), "rss_bytes": rss, "peak_bytes": peak}
 
 
+class _Upload:
+    def __init__(self, path: Path):
+        self.name, self.data = path.name, path.read_bytes()
+        self.size = len(self.data)
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def part_g(repeats: int) -> dict:
+    """The same uploaded file evaluated in-process and in its sandboxed worker (full test set)."""
+    rows = []
+    for name in ("mnist-lenet300-torch", "mnist-lenet5-torch", "fmnist-lenet300-torch", "mnist-lenet300-keras"):
+        directory = zoo.ZOO / name
+        suffix = zoo.WEIGHT_FILES[zoo.info(name)["framework"]]
+        final, init = directory / f"final{suffix}", directory / f"init{suffix}"
+        dataset = zoo.info(name)["dataset"]
+        local = pruning.load_file_model(final, dataset, init)
+        start = time.perf_counter()
+        remote = pruning.load_upload(_Upload(final), dataset, _Upload(init))
+        load_seconds = time.perf_counter() - start
+        for sparsity in (0.5, 0.9):
+            masks = {k: pruning.compute_mask(m, "large_final", sparsity, scope="global") for k, m in
+                     (("local", local), ("remote", remote))}
+            accuracy = {k: pruning.evaluate(m, masks[k]).accuracy for k, m in (("local", local), ("remote", remote))}
+            t = interleaved({"in_process": lambda: pruning.evaluate(local, masks["local"]),
+                             "worker": lambda: pruning.evaluate(remote, masks["remote"])}, repeats)
+            rows.append({"model": name, "sparsity": sparsity, **t, "ratio": t["worker"] / t["in_process"],
+                         "same_accuracy": accuracy["local"] == accuracy["remote"], "first_load_seconds": load_seconds})
+        remote.close()
+    return {"rows": rows}
+
+
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -276,7 +311,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument("--markdown", metavar="OUT", help="also write the tables as Markdown")
-    ap.add_argument("--parts", default="a,b,c,d,e,f")
+    ap.add_argument("--parts", default="a,b,c,d,e,f,g")
     args = ap.parse_args()
     repeats = 3 if args.quick else 7
     parts = set(args.parts.split(","))
@@ -290,7 +325,8 @@ def main():
     for part, key, run in (("a", "a_live", lambda: part_a(repeats)),
                            ("b", "b_lottery_ticket_pruner", lambda: part_b(repeats)),
                            ("c", "c_sweep", lambda: part_c(5 if args.quick else 20)),
-                           ("d", "d_memory", part_d_engine)):
+                           ("d", "d_memory", part_d_engine),
+                           ("g", "g_worker", lambda: part_g(repeats))):
         if part in parts:
             results[key] = run()
             save()

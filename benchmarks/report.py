@@ -91,6 +91,14 @@ def tables(r: dict) -> list:
                           [[f["completed"], _t(f["p50"]), _t(f["p90"]), _t(f["p95"]), _t(f["max"]), _t(f["wall_seconds"]),
                             "ok" if f["isolation_ok"] else "; ".join(f["mismatches"])]])
                     + (f"\n\nNot completed: {'; '.join(f['problems'])}" if f["problems"] else "")))
+    g = r.get("g_worker")
+    if g:
+        out.append(("g. An uploaded model evaluated in its sandboxed worker vs in-process (full test set, large_final global)",
+                    table(["model", "sparsity", "in-process", "worker", "worker/in-process", "same accuracy",
+                           "first load in a new worker"],
+                          [[row["model"], f"{row['sparsity']:.1f}", _t(row["in_process"]), _t(row["worker"]),
+                            f"{row['ratio']:.2f}x", "yes" if row["same_accuracy"] else "**no**",
+                            _t(row["first_load_seconds"])] for row in g["rows"]])))
     return out
 
 
@@ -131,6 +139,9 @@ def targets(r: dict) -> list:
     if f:
         rows.append(["8 sessions: each sees only its own results", f"{f['completed']} of {f['sessions'] * f['moves_each']} "
                      f"moves checked, {len(f['mismatches'])} mismatches", f["isolation_ok"]])
+    for row in (r.get("g_worker") or {}).get("rows", []):
+        rows.append([f"sandboxed worker overhead < 20% ({row['model']}, {row['sparsity']:.0%})",
+                     f"{row['ratio']:.2f}x", row["ratio"] < 1.2])
     return rows
 
 
