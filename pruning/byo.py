@@ -115,7 +115,7 @@ def check_forward(model) -> None:
     except PruningError:
         raise
     except Exception as exc:  # noqa: BLE001
-        first = quote(first_line(exc), 160)  # library messages may name the file's layers
+        first = first_line(exc)  # library messages may name the file's layers
         raise PruningError(f"the model cannot run on a {model.dataset} image of shape {image.shape[1:]}: "
                            f"{type(exc).__name__}: {first}") from None
     if tuple(np.shape(out)) != (1, 10):

@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import PruningError
+from .errors import PruningError, quote
 from .io import silenced_stderr
 from .selection import TensorSpec
 
@@ -53,7 +53,7 @@ def load(path) -> keras.Model:
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except (OSError, ValueError, TypeError, zipfile.BadZipFile) as exc:
-        raise PruningError(f"cannot load Keras model {path}: {str(exc).splitlines()[0]}") from None
+        raise PruningError(f"cannot load Keras model {path}: {quote((str(exc).splitlines() or [''])[0], 200)}") from None
 
 
 def _walk(model, prefix=""):
@@ -83,7 +83,7 @@ def named_variables(model) -> dict:
         if id(var) in seen:
             continue  # a layer shared by two sub-models
         if name in named:
-            raise PruningError(f"two variables of model {model.name!r} are both named {name!r}; rename a layer")
+            raise PruningError(f"two variables of model {quote(model.name)} are both named {quote(name)}; rename a layer")
         named[name], _ = var, seen.add(id(var))
     return named
 

@@ -28,7 +28,7 @@ import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import PruningError
+from .errors import PruningError, quote
 from .readers.common import EVAL_BATCH, MAX_FLOPS_PER_IMAGE, MAX_INTERMEDIATE, first_line
 from .selection import TensorSpec
 from .torch_model import device
@@ -57,9 +57,9 @@ def check_graph(ep) -> None:
         if node.op != "call_function" or node.target is operator.getitem:
             continue
         if not _op(node).startswith("aten::") or _op(node) in IO_OPS:
-            raise PruningError(f"the program calls {node.target}; only plain aten tensor operators are accepted")
+            raise PruningError(f"the program calls {quote(node.target)}; only plain aten tensor operators are accepted")
         if torch.Tag.nondeterministic_seeded in node.target.tags or _training(node):
-            raise PruningError(f"the program calls {node.target} in training mode or with random numbers; "
+            raise PruningError(f"the program calls {quote(node.target)} in training mode or with random numbers; "
                                f"export it after model.eval()")
 
 

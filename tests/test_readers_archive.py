@@ -126,7 +126,7 @@ def test_duplicate_member_with_a_pickle_payload_is_refused(pt2, tmp_path, evil_f
         if name.endswith("sample_inputs/model.pt"):  # torch falls back to weights_only=False on these bytes
             entries.insert(len(entries) - (1 if evil_first else 0), (name, evil_torch(marker)))
     path = build(tmp_path / "dup.pt2", entries)
-    refused(lambda: load(path), "holds the member .*model.pt' twice; duplicate names are not accepted", marker)
+    refused(lambda: load(path), "holds the member .*model.pt` twice; duplicate names are not accepted", marker)
 
 
 def test_names_differing_only_in_case_are_refused(tmp_path):
@@ -140,7 +140,7 @@ def test_nested_archives_are_refused_unless_allowed(pt2, tmp_path):
     inner = io.BytesIO()
     build(inner, [("x", b"1")])
     path = build(tmp_path / "n.zip", [("ok", b"fine"), ("inner", inner.getvalue())])
-    refused(lambda: read_zip(path, "n.zip"), "'inner' is itself a zip archive")
+    refused(lambda: read_zip(path, "n.zip"), "`inner` is itself a zip archive")
     assert read_zip(path, "n.zip", nested=r"inner")["ok"] == b"fine"
     for magic in (b"\x1f\x8b\x08", b"BZh91AY", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"\0" * 257 + b"ustar"):
         refused(lambda: read_zip(build(tmp_path / "m.zip", [("m", magic + b"rest")]), "m.zip"), "itself a")
@@ -191,7 +191,7 @@ def test_path_traversal_and_odd_names_are_refused(tmp_path, name):
 
 def test_members_outside_the_rule_and_bytes_that_are_no_zip(tmp_path):
     path = build(tmp_path / "r.zip", [("ok.npy", b"1"), ("evil.pkl", b"2")])
-    refused(lambda: read_zip(path, "r.zip", allow=r".*\.npy"), "contains 'evil.pkl'")
+    refused(lambda: read_zip(path, "r.zip", allow=r".*\.npy"), "contains `evil.pkl`")
     refused(lambda: read_zip(path, "r.zip", allow=lambda n: n != "evil.pkl", why="no pickles"), "no pickles")
     (tmp_path / "junk.zip").write_bytes(b"PK\x03\x04" + os.urandom(100))
     refused(lambda: read_zip(tmp_path / "junk.zip", "junk.zip", "thing"), "cannot read junk.zip: not a valid thing")
@@ -339,7 +339,7 @@ def test_hostile_mask_files_are_refused(tmp_path):
     build(tmp_path / "deep.npz", [("__meta__.npy", _meta_npy(deep))])
     refused(lambda: masks.load(tmp_path / "deep.npz"), "__meta__ nests deeper than 20 levels")
     build(tmp_path / "pkl.npz", [("a.npy", _npy((1,), bool, b"\1")), ("evil.pkl", pickle.dumps(Evil(marker)))])
-    refused(lambda: masks.load(tmp_path / "pkl.npz"), "contains 'evil.pkl': only .npy arrays", marker)
+    refused(lambda: masks.load(tmp_path / "pkl.npz"), "contains `evil.pkl`: only .npy arrays", marker)
     ok = '{"a": ' + "[" * 19 + "]" * 19 + ', "s": "[[[[[[[[[[[[[[[[[[[[[[[[[\\""}'
     build(tmp_path / "ok.npz", [("__meta__.npy", _meta_npy(ok)), ("a.npy", _npy((2,), bool, b"\1\0"))])
     mask = masks.load(io.BytesIO((tmp_path / "ok.npz").read_bytes()))

@@ -19,7 +19,7 @@ import re
 import struct
 import zipfile
 
-from ..errors import PruningError
+from ..errors import PruningError, quote
 from .common import MAX_BYTES, MAX_MEMBERS, MAX_RATIO, MAX_UNPACKED, RATIO_ABOVE, first_line
 
 # magic bytes at the start of a member that is itself an archive (offset, bytes, kind)
@@ -64,39 +64,39 @@ def _nested_kind(data: bytes):
 
 def _check_name(name: str, seen: dict, allowed, label: str, why: str) -> None:
     if len(name) > MAX_NAME or _BAD_NAME.search(name):
-        raise PruningError(f"{label} contains the member {name[:80]!r}: absolute paths, '..' and odd names "
+        raise PruningError(f"{label} contains the member {quote(name)}: absolute paths, '..' and odd names "
                            f"are not accepted")
     key = name.rstrip("/").casefold()
     if key in seen:
-        same = "twice" if seen[key] == name else f"twice ({seen[key]!r} and {name!r} differ only in case)"
-        raise PruningError(f"{label} holds the member {name!r} {same}; duplicate names are not accepted")
+        same = "twice" if seen[key] == name else f"twice ({quote(seen[key])} and {quote(name)} differ only in case)"
+        raise PruningError(f"{label} holds the member {quote(name)} {same}; duplicate names are not accepted")
     seen[key] = name
     if not name.endswith("/") and not allowed(name):
-        raise PruningError(f"{label} contains {name!r}: {why}")
+        raise PruningError(f"{label} contains {quote(name)}: {why}")
 
 
 def _read_member(z, info, label: str, max_member: int, max_ratio, ratio_above: int) -> bytes:
     """The member's bytes, reading at most ``max_member + 1`` of them whatever its header says."""
     name = info.filename
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise PruningError(f"{label}: the member {name!r} uses a compression other than stored or deflate")
+        raise PruningError(f"{label}: the member {quote(name)} uses a compression other than stored or deflate")
     if info.flag_bits & 0x1:
-        raise PruningError(f"{label}: the member {name!r} is encrypted")
+        raise PruningError(f"{label}: the member {quote(name)} is encrypted")
     if info.file_size > max_member:
-        raise PruningError(f"{label}: the member {name!r} unpacks to more than {max_member / 2**20:.0f} MB")
+        raise PruningError(f"{label}: the member {quote(name)} unpacks to more than {max_member / 2**20:.0f} MB")
     ratio = lambda n: max_ratio and n > ratio_above and n > max_ratio * max(info.compress_size, 1)  # noqa: E731
     if ratio(info.file_size):
-        raise PruningError(f"{label}: the member {name!r} unpacks more than {max_ratio} times its packed size "
+        raise PruningError(f"{label}: the member {quote(name)} unpacks more than {max_ratio} times its packed size "
                            f"(a zip bomb?)")
     with z.open(info) as f:
         data = f.read(min(info.file_size, max_member) + 1)
     if len(data) > max_member:
-        raise PruningError(f"{label}: the member {name!r} unpacks to more than {max_member / 2**20:.0f} MB")
+        raise PruningError(f"{label}: the member {quote(name)} unpacks to more than {max_member / 2**20:.0f} MB")
     if len(data) != info.file_size:
-        raise PruningError(f"{label}: the member {name!r} holds {len(data)} bytes; its header says "
+        raise PruningError(f"{label}: the member {quote(name)} holds {len(data)} bytes; its header says "
                            f"{info.file_size}")
     if ratio(len(data)):
-        raise PruningError(f"{label}: the member {name!r} unpacks more than {max_ratio} times its packed size "
+        raise PruningError(f"{label}: the member {quote(name)} unpacks more than {max_ratio} times its packed size "
                            f"(a zip bomb?)")
     return data
 
@@ -146,7 +146,7 @@ def read_zip(source, label: str, what: str = "zip archive", *, allow=None, why: 
                     raise PruningError(f"{label} unpacks to more than {max_total / 2**20:.0f} MB")
                 kind = _nested_kind(data)
                 if kind and not nested_ok(info.filename):
-                    raise PruningError(f"{label}: the member {info.filename!r} is itself a {kind} archive; "
+                    raise PruningError(f"{label}: the member {quote(info.filename)} is itself a {kind} archive; "
                                        f"nested archives are not accepted")
                 members[info.filename] = data
         return members

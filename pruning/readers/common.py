@@ -6,7 +6,7 @@ from pathlib import Path
 import threading
 import warnings
 
-from ..errors import PruningError
+from ..errors import PruningError, quote
 
 MAX_BYTES = 200 * 2**20  # per file
 MAX_UNPACKED = 4 * MAX_BYTES  # the members of a .keras or .pt2 zip, in total (zip bombs)
@@ -19,7 +19,9 @@ MAX_FLOPS_PER_IMAGE = 2 * 10**9  # a .pt2 program's work per image (FLOPs + elem
 
 
 def first_line(exc) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    """The first line of a library's error, quoted (``errors.quote``): it may repeat names from
+    the user's file, which must not reach the page as Markdown."""
+    return quote((str(exc).strip().splitlines() or [type(exc).__name__])[0], 200)
 
 
 def fail(path, what, exc) -> PruningError:

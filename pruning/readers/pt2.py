@@ -27,7 +27,7 @@ import re
 import tempfile
 import threading
 
-from ..errors import PruningError
+from ..errors import PruningError, quote
 from .archive import read_zip, write_zip
 from .common import _LOADING, MAX_UNPACKED, fail, quiet
 
@@ -88,7 +88,7 @@ def _check_program_json(doc, label: str) -> None:
                 raise PruningError(f"{label} names Python classes or factories to import: {REFUSE}")
             if "expr_str" in item and not _safe_sym_expr(item["expr_str"]):
                 raise PruningError(f"{label} holds a symbolic size that is not plain arithmetic "
-                                   f"({str(item['expr_str'])[:60]!r}): {REFUSE}")
+                                   f"({quote(item['expr_str'], 60)}): {REFUSE}")
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
@@ -110,7 +110,7 @@ def _declared_bytes(meta: dict, label: str) -> int:
     numbers = [*sizes, *strides, meta["storage_offset"]["as_int"]]
     if len(sizes) > 16 or any(type(n) is not int or not 0 <= n <= MAX_DIM for n in numbers):
         raise PruningError(f"{label} declares a tensor with a negative or absurd size, stride or offset "
-                           f"({str(sizes)[:60]})")
+                           f"({quote(sizes, 60)})")
     numel = 1
     for n in sizes:
         numel *= n
@@ -124,7 +124,7 @@ def _check_config(config: dict, path_rule, label: str) -> int:
         if entry.get("use_pickle"):
             raise PruningError(f"{label} holds pickled tensors: {REFUSE}")
         if not isinstance(entry.get("path_name"), str) or not path_rule.fullmatch(entry["path_name"]):
-            raise PruningError(f"{label} has a tensor stored as {str(entry.get('path_name'))[:60]!r}: {REFUSE}")
+            raise PruningError(f"{label} has a tensor stored as {quote(entry.get('path_name'), 60)}: {REFUSE}")
         declared += _declared_bytes(entry["tensor_meta"], label)
     return declared
 
@@ -149,7 +149,7 @@ def no_unpickling():
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
             if threading.get_ident() == me:
-                raise pickle.UnpicklingError(f"unpickling {module}.{name} is refused while a visitor's program loads")
+                raise pickle.UnpicklingError(f"unpickling {quote(f'{module}.{name}')} is refused while a visitor's program loads")
             return super().find_class(module, name)
 
     with _LOADING:
