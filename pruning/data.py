@@ -40,6 +40,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def available(name: str, split: str = "test") -> bool:
+    """Whether the split can be read without the network: in ``PRUNING_DATA_DIR`` or shipped."""
+    root = os.environ.get(ENV)
+    if root and (Path(root) / f"{name}.npz").is_file():
+        return True
+    return (SHIPPED / f"{name}-{split}.npz").is_file()
+
+
 @lru_cache(maxsize=None)
 def load(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as read-only uint8 arrays; x is (n, 28, 28) or (n, 32, 32, 3), y is (n,)."""

@@ -27,16 +27,8 @@ TORCH_NAMES = [row["name"] for row in CATALOGUE if row["framework"] == "torch"]
 FLIPS = 2
 
 
-def available(dataset: str, split: str = "test") -> bool:
-    """Without touching the network: is the split in PRUNING_DATA_DIR or shipped in pretrained/data?"""
-    root = os.environ.get(data.ENV)
-    if root and (Path(root) / f"{dataset}.npz").is_file():
-        return True
-    return (data.SHIPPED / f"{dataset}-{split}.npz").is_file()
-
-
 def need(dataset: str, split: str = "test") -> None:
-    if not available(dataset, split):
+    if not data.available(dataset, split):
         pytest.skip(f"the {dataset} {split} split is not shipped: set {data.ENV} to run this test")
 
 
@@ -177,7 +169,7 @@ def test_smoke_covers_every_architecture():
 def test_training_lowers_the_loss(arch):
     name, n, batch, epochs = SMOKE[arch]
     recipe = {**RECIPES[name], "batch_size": batch}
-    if not (os.environ.get(data.ENV) and available(recipe["dataset"], "train")):
+    if not (os.environ.get(data.ENV) and data.available(recipe["dataset"], "train")):
         pytest.skip(f"training splits are not shipped: set {data.ENV} to run this test")
     x, y = data.load(recipe["dataset"], "train")
     module = initial_module(recipe)
