@@ -8,7 +8,6 @@ PRUNING_DATA_DIR names a directory holding mnist.npz, fashion_mnist.npz and cifa
 import csv
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
