@@ -40,9 +40,10 @@ def _mask_options(p):
     _model_options(p)
     p.add_argument("--scope", choices=SCOPES, default=None, help="layer (default) or global")
     p.add_argument("--granularity", default="weight", help="weight (default), unit, or N:M such as 2:4")
-    p.add_argument("--norm", default=1, help="norm that ranks units: 1 (default) or 2")
-    p.add_argument("--output-rate", default=1.0, help="output layer's rate relative to the others (0.5, 0 = dense)")
-    p.add_argument("--seed", default=0, help="seed of the random strategy (default 0)")
+    p.add_argument("--norm", default=2, help="norm that ranks units: 2 (default) or 1")
+    p.add_argument("--output-rate", default=1.0,
+                   help="output layer's rate relative to the others (0.5, 0 = dense), or zhou (1 - 0.9^p vs 1 - 0.8^p)")
+    p.add_argument("--seed", default=0, help="seed of the random strategy and of the order of tied scores (default 0)")
 
 
 def parser() -> argparse.ArgumentParser:

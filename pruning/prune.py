@@ -7,7 +7,7 @@ import numpy as np
 from .criteria import ALIASES, CRITERIA
 from .errors import PruningError
 from .masks import Mask, report
-from .selection import SCOPES, check_fraction, check_norm, check_sparsity, check_whole, cut, parse_granularity, rank
+from .selection import SCOPES, check_norm, check_output_rate, check_sparsity, check_whole, cut, parse_granularity, rank
 
 
 def check_model(model):
@@ -52,20 +52,22 @@ def scores(model, criterion: str, seed: int = 0) -> dict:
 def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
     """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
     return rank(scores(model, criterion, seed), scope=scope, granularity=granularity, norm=norm,
-                output_name=model.output_name, output_rate=output_rate)
+                output_name=model.output_name, output_rate=output_rate, seed=seed)
 
 
 def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, granularity="weight",
-                 norm=1, output_rate=1.0, seed=0) -> Mask:
+                 norm=2, output_rate=1.0, seed=0) -> Mask:
     """The mask of ``strategy`` at ``sparsity`` (fraction pruned, 0..1) on a loaded model.
 
     scope        "layer" (each tensor at the same rate) or "global" (one ranking).
     granularity  "weight", "unit" (whole neurons / filters) or "N:M" such as "2:4" (the pattern
                  fixes the sparsity at 1 - N/M; leave ``sparsity`` out or pass that value).
-    norm         1 or 2: the norm that ranks units.
+    norm         2 (default, as in the weight-vs-unit study) or 1: the norm that ranks units.
     output_rate  the output layer's sparsity as a fraction of the others' (0.5 as in the
-                 lottery-ticket papers, 0 to leave it dense).
-    seed         for the ``random`` strategy; recorded in the mask's metadata.
+                 lottery-ticket papers, 0 to leave it dense), or "zhou": 1 - 0.9^p while the
+                 others are at 1 - 0.8^p (Zhou et al.'s supermask schedule).
+    seed         draws the ``random`` strategy and the order of equal scores (ties are broken
+                 at random, as in Zhou et al.'s code); recorded in the mask's metadata.
     """
     check_model(model)
     criterion, scope = resolve_strategy(strategy, scope)
@@ -79,7 +81,7 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
         raise PruningError("a sparsity in [0, 1] is required")
     sparsity = check_sparsity(sparsity)
     seed = check_whole(seed, "seed")
-    norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
+    norm, output_rate = check_norm(norm), check_output_rate(output_rate)
     r = ranking(model, criterion, scope, g, norm, output_rate, seed)
     arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}
     meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,

@@ -1,17 +1,20 @@
 """Selection: which scored weights survive, at what granularity and scope.
 
 Scores come from ``criteria.py``; this module turns them into boolean masks (True = kept).
-Every choice is exact and deterministic: a tensor of n prunable items loses exactly
+Every choice is exact and reproducible: a tensor of n prunable items loses exactly
 ``round(rate * n)`` of them (layer scope), a pool of N items across tensors exactly
-``round(s * N)`` (global scope); equal scores are pruned in a fixed order (tensor order, then
-flat C-order index, lowest first), so the same inputs always give the same mask, and a higher
-sparsity always prunes a superset of a lower one.
+``round(s * N)`` (global scope); equal scores are pruned in the order of a random permutation
+drawn from ``seed`` (as in Zhou et al.'s code: index order would prune the first rows' tied
+weights first), so the same inputs and seed always give the same mask, and a higher sparsity
+always prunes a superset of a lower one.
 
 Granularity
   weight  one item per weight (unstructured).
   unit    one item per output unit: a dense layer's neuron or a conv layer's filter, scored by the
-          signed L1/L2 norm of its weights' scores.  The output layer's units are the classes and
-          are never removed.
+          signed L2 (or L1) norm of its weights' scores, L2 by default as in the weight-vs-unit
+          study.  In global scope each layer's unit scores are divided by their root mean square,
+          so that layers of different fan-in compete on relative, not absolute, norms.  The
+          output layer's units are the classes and are never removed.
   N:M     in every group of M consecutive weights along the input-channel axis keep the N
           best-scoring ones (sparsity 1 - N/M).  Tensors whose input axis is not a multiple of M
           stay dense, as in NVIDIA's ASP.
@@ -124,6 +127,20 @@ def check_sparsity(sparsity) -> float:
     return check_fraction(sparsity, "sparsity")
 
 
+ZHOU = "zhou"  # output_rate: the output layer at 1 - 0.9^p while the others are at 1 - 0.8^p (Zhou et al.)
+ZHOU_EXPONENT = np.log(0.9) / np.log(0.8)  # 1 - s_out = (1 - s)^ZHOU_EXPONENT
+
+
+def check_output_rate(value):
+    """A fraction of the others' sparsity for the output layer, or "zhou"."""
+    return ZHOU if value == ZHOU else check_fraction(value, "output rate")
+
+
+def pool_sparsity(sparsity: float, factor) -> float:
+    """The sparsity of a pool whose rate is ``factor`` (a fraction of ``sparsity``, or "zhou")."""
+    return 1 - (1 - sparsity) ** ZHOU_EXPONENT if factor == ZHOU else sparsity * factor
+
+
 def check_norm(norm) -> int:
     if str(norm) not in ("1", "2"):
         raise PruningError(f"unit norm must be 1 or 2, got {norm!r:.40}")
@@ -136,13 +153,17 @@ def _clean(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(scores), -np.inf, scores)
 
 
-def _ascending(scores: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Stable argsort along ``axis`` with NaN before everything, -inf included (a NaN weight must
-    go before an infinite one whose score is -inf)."""
+def _ascending(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Argsort along the last axis with NaN before everything, -inf included (a NaN weight must go
+    before an infinite one whose score is -inf), and equal scores in a random order from ``rng``."""
+    scores = np.asarray(scores, dtype=np.float64)
     nan = np.isnan(scores)
-    if not nan.any():
-        return np.argsort(scores, axis=axis, kind="stable")
-    return np.lexsort((np.where(nan, -np.inf, scores), ~nan), axis=axis)  # last key first: NaN, then score
+    if scores.ndim == 1:  # shuffle, then sort stably: ties keep the shuffled order
+        perm = rng.permutation(scores.size)
+        s, n = scores[perm], nan[perm]
+        order = np.argsort(s, kind="stable") if not n.any() else np.lexsort((np.where(n, -np.inf, s), ~n))
+        return perm[order]
+    return np.lexsort((rng.random(scores.shape), np.where(nan, -np.inf, scores), ~nan), axis=-1)
 
 
 def unit_scores(scores: np.ndarray, norm: int) -> np.ndarray:
@@ -158,18 +179,25 @@ def unit_scores(scores: np.ndarray, norm: int) -> np.ndarray:
         return _clean(np.linalg.norm(pos, ord=norm, axis=1) - np.linalg.norm(neg, ord=norm, axis=1))
 
 
+def _rms(units: np.ndarray) -> float:
+    """Root mean square of a layer's finite unit scores (1 when there is none or all are 0)."""
+    finite = units[np.isfinite(units)]
+    rms = float(np.sqrt(np.mean(np.square(finite)))) if finite.size else 0.0
+    return rms if rms > 0 and np.isfinite(rms) else 1.0
+
+
 def _expand_units(keep_units: np.ndarray, shape: tuple) -> np.ndarray:
     return np.broadcast_to(keep_units.reshape(-1, *[1] * (len(shape) - 1)), shape).copy()
 
 
-def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
+def nm_mask(scores: np.ndarray, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     """Keep the n best of every m consecutive weights along the input axis (canonical axis 1)."""
     if scores.ndim < 2 or scores.shape[1] % m:
         return np.ones(scores.shape, dtype=bool)  # no input axis or no whole groups: left dense
     fan_in = scores.shape[1]
     s = np.moveaxis(np.asarray(scores, dtype=np.float64), 1, -1)  # (out, *spatial, fan_in)
     groups = s.reshape(*s.shape[:-1], fan_in // m, m)  # (..., fan_in/m, m)
-    order = _ascending(groups)  # the first m-n of each group are pruned
+    order = _ascending(groups, rng)  # the first m-n of each group are pruned
     keep = np.ones(groups.shape, dtype=bool)
     np.put_along_axis(keep, order[..., : m - n], False, axis=-1)
     return np.moveaxis(keep.reshape(s.shape), -1, 1)
@@ -185,31 +213,34 @@ class Ranking:
     fixed: dict  # name -> mask for tensors whose mask does not depend on sparsity (N:M, kept dense)
 
 
-def rank(scores: dict, *, scope="layer", granularity="weight", norm=1, output_name=None,
-         output_rate=1.0) -> Ranking:
+def rank(scores: dict, *, scope="layer", granularity="weight", norm=2, output_name=None,
+         output_rate=1.0, seed=0) -> Ranking:
     """Sort items once.  ``scores``: name -> array in canonical layout (out, in, *spatial), in the
-    model's tensor order.  ``output_rate`` scales the output layer's sparsity (0 = never pruned)."""
+    model's tensor order.  ``output_rate`` scales the output layer's sparsity (0 = never pruned;
+    "zhou": 1 - 0.9^p where the others are at 1 - 0.8^p).  ``seed`` orders equal scores."""
     if scope not in SCOPES:
         raise PruningError(f"unknown scope {scope!r:.40}; choose one of: {', '.join(SCOPES)}")
     g = parse_granularity(granularity)
-    norm, output_rate = check_norm(norm), check_fraction(output_rate, "output rate")
+    norm, output_rate = check_norm(norm), check_output_rate(output_rate)
+    rng = np.random.default_rng([check_whole(seed, "seed"), 1])  # not the random criterion's stream
     if not scores:
         raise PruningError("the model has no prunable tensor (no dense or convolution kernel)")
 
     fixed, items = {}, {}
     for name, score in scores.items():
         if g.kind == "nm":
-            fixed[name] = nm_mask(score, g.n, g.m)
+            fixed[name] = nm_mask(score, g.n, g.m, rng)
         elif g.kind == "unit" and name == output_name:
             fixed[name] = np.ones(score.shape, dtype=bool)  # classes are never removed
         elif g.kind == "unit":
-            items[name] = unit_scores(score, norm)
+            units = unit_scores(score, norm)
+            items[name] = units / _rms(units) if scope == "global" else units
         else:
             items[name] = np.asarray(score, dtype=np.float64).reshape(-1)
 
     def pool(names, factor):
         flat = np.concatenate([items[n] for n in names])
-        return (names, _ascending(flat), [items[n].size for n in names], factor)
+        return (names, _ascending(flat, rng), [items[n].size for n in names], factor)
 
     pools = []
     if scope == "layer":
@@ -230,7 +261,7 @@ def cut(ranking: Ranking, sparsity: float) -> dict:
     masks = dict(ranking.fixed)
     for names, order, sizes, factor in ranking.pools:
         keep = np.ones(order.size, dtype=bool)
-        keep[order[: round(sparsity * factor * order.size)]] = False
+        keep[order[: round(pool_sparsity(sparsity, factor) * order.size)]] = False
         for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1])):
             shape = ranking.shapes[name]
             masks[name] = _expand_units(part, shape) if ranking.granularity.kind == "unit" else part.reshape(shape)

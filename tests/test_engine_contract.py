@@ -103,12 +103,49 @@ def test_output_rate_half_and_excluded():
     assert excluded[model.output_name].all()
 
 
-def test_ties_are_broken_deterministically_lowest_index_first():
-    w = {"a.weight": np.ones((4, 5), np.float32), "b.weight": np.ones((3, 4), np.float32)}
+def test_ties_are_broken_at_random_but_reproducibly():
+    """Zhou et al.'s code breaks ties at random: with index order, the first rows' tied weights
+    would always go first."""
+    w = {"a.weight": np.ones((40, 50), np.float32), "b.weight": np.ones((30, 40), np.float32)}
     model = ArrayModel(w, w)
     mask = pruning.compute_mask(model, "large_final", 0.25, scope="global")
+    again = pruning.compute_mask(model, "large_final", 0.25, scope="global")
+    assert all((mask[n] == again[n]).all() for n in mask)  # same seed, same mask
     flat = np.concatenate([mask["a.weight"].ravel(), mask["b.weight"].ravel()])
-    assert flat.tolist() == [False] * 8 + [True] * 24
+    assert (~flat).sum() == round(0.25 * flat.size)
+    other = pruning.compute_mask(model, "large_final", 0.25, scope="global", seed=1)
+    assert any((mask[n] != other[n]).any() for n in mask) and other.meta["seed"] == 1
+
+
+def test_tied_scores_are_pruned_uniformly_at_random():
+    """Every position of a tensor of equal weights is pruned with the same frequency over seeds:
+    a chi-square test of the per-position counts (99.9% quantile for 99 degrees of freedom)."""
+    w = {"a.weight": np.zeros((10, 10), np.float32)}
+    model = ArrayModel(w, w)
+    seeds = 400
+    counts = sum((~pruning.compute_mask(model, "large_final", 0.3, seed=s)["a.weight"]).ravel().astype(int)
+                 for s in range(seeds))
+    expected = seeds * 0.3
+    chi2 = float((((counts - expected) ** 2) / expected).sum() / 0.7)  # binomial variance n p (1 - p)
+    assert chi2 < 148.2, chi2
+    half = np.concatenate([counts[:50], counts[50:]])  # the first rows are not favoured
+    assert abs(half[:50].sum() - half[50:].sum()) < 0.1 * half.sum()
+
+
+def test_quadrant_criteria_use_one_percentile_for_both_magnitudes():
+    """Hand-checked: |θf| is about 3x |θ0| here, so min(|θ0|, |θf|) would rank by |θ0| alone;
+    the quadrant rule keeps the weights above the same percentile in both."""
+    init = {"a.weight": np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])}
+    final = {"a.weight": np.array([[2.4, 2.1, 1.8, 1.5, 1.2, 0.9, 0.6, 0.3]])}  # reversed order, larger
+    model = ArrayModel(init, final)
+    # percentiles (in eighths): init 1..8, final 8..1; min = [1,2,3,4,4,3,2,1]; max = [8,7,6,5,5,6,7,8]
+    big = pruning.compute_mask(model, "large_init_large_final", 0.75)["a.weight"]
+    assert big.tolist() == [[False, False, False, True, True, False, False, False]]
+    small = pruning.compute_mask(model, "small_init_small_final", 0.75)["a.weight"]
+    assert small.tolist() == [[False, False, False, True, True, False, False, False]]
+    quarter = pruning.compute_mask(model, "large_init_large_final", 0.5)["a.weight"]
+    assert quarter.tolist() == [[False, False, True, True, True, True, False, False]]
+    # the old rule, min(|θ0|, |θf|) = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.6, 0.3], would keep the 0.5/0.6s
 
 
 def test_large_final_same_sign_prunes_sign_flips_first():

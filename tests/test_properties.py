@@ -118,12 +118,16 @@ def test_nan_weights_are_pruned_before_any_finite_weight(model, strategy, sparsi
 
 @settings(max_examples=60, deadline=None)
 @given(value=st.sampled_from([0.0, 1.0, -3.5, 1e-30, 1e30]), dtype=st.sampled_from(DTYPES),
-       shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), sparsity=st.floats(0, 1))
-def test_all_equal_weights_prune_lowest_indices_first(value, dtype, shape, sparsity):
+       shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), sparsity=st.floats(0, 1),
+       seed=st.integers(0, 2**32 - 1))
+def test_all_equal_weights_prune_exactly_k_and_nest(value, dtype, shape, sparsity, seed):
+    """Equal weights: exactly round(s * n) pruned, in a seeded random order that nests."""
     w = {"a.weight": np.full(shape, value, dtype)}
-    mask = pruning.compute_mask(ArrayModel(w, w), "large_final", sparsity)["a.weight"].ravel()
-    k = round(sparsity * mask.size)
-    assert mask.tolist() == [False] * k + [True] * (mask.size - k)
+    model = ArrayModel(w, w)
+    mask = pruning.compute_mask(model, "large_final", sparsity, seed=seed)["a.weight"]
+    assert (~mask).sum() == round(sparsity * mask.size)
+    lower = pruning.compute_mask(model, "large_final", sparsity / 2, seed=seed)["a.weight"]
+    assert (~lower <= ~mask).all()
 
 
 def test_a_unit_whose_norm_is_undefined_ranks_lowest():
