@@ -4,6 +4,8 @@ final            θf * mask: ordinary pruning of the trained model.
 init             θ0 * mask: the mask on the untrained weights (a "supermask").
 signed-constant  sign(θ0) * std(θ0 of the layer) * mask: Zhou et al.'s best supermask variant.
 Non-prunable parameters (biases, normalisation) come from θf for ``final``, θ0 otherwise.
+A unit-granularity mask removes whole units: their biases and the batch-norm scale and shift
+right after them go too (``removed_units``), so a removed unit outputs 0, not relu(bias).
 """
 
 from dataclasses import dataclass, field
@@ -50,12 +52,32 @@ def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     check_mask(model, mask)
     if weights != "final" and "init" not in model.states:
         raise PruningError(f"model {model.name!r} has no initial weights, so {weights!r} is unavailable")
-    source = model.weights("final" if weights == "final" else "init")
+    base = "final" if weights == "final" else "init"
+    source = model.weights(base)
     out = {}
     for name, w in source.items():
         if weights == "signed-constant":
             w = (np.sign(w) * _std(w)).astype(w.dtype)
         out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))  # not w * mask: NaN * 0 is NaN
+    if mask is not None and getattr(mask, "meta", {}).get("granularity") == "unit":
+        out.update(removed_units(model, mask, base))
+    return out
+
+
+def removed_units(model, mask: dict, base: str) -> dict:
+    """A unit-granularity mask removes units: their bias (and a batch norm's scale and shift right
+    after them) become 0, so that a removed unit outputs nothing, not relu(bias).  name -> the
+    unit parameters of weight set ``base`` with removed units zeroed."""
+    out = {}
+    for name, spec in model.specs.items():
+        if not spec.unit_params:
+            continue
+        keep = spec.to_canonical(np.asarray(mask[name]))
+        alive = keep.reshape(keep.shape[0], -1).any(axis=1)  # (units,)
+        for p in spec.unit_params:
+            value = model.states[base][p]
+            if value.shape == alive.shape:
+                out[p] = np.where(alive, value, np.zeros((), value.dtype))
     return out
 
 

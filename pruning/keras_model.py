@@ -103,15 +103,27 @@ def kernel_axes(layer, var) -> tuple | None:
     return None
 
 
+def _unit_params(prefix, layer, after) -> tuple:
+    """A Dense or Conv kernel's per-unit tensors: its bias, and the scale and shift of a
+    BatchNormalization that comes right after it."""
+    if not isinstance(layer, (L.Dense, *_CONV)) or isinstance(layer, _SEPARABLE + _DEPTHWISE + _TRANSPOSE):
+        return ()
+    params = [_path(prefix, layer, v) for v in layer.variables if v.name == "bias"]
+    if isinstance(after, L.BatchNormalization):
+        params += [_path(prefix, after, v) for v in after.variables if v.name in ("gamma", "beta")]
+    return tuple(params)
+
+
 def prunable_specs(model) -> dict:
     """name -> TensorSpec of every prunable kernel, in layer order (the last is the output layer)."""
-    specs = {}
-    for prefix, layer in _walk(model):
+    specs, layers = {}, list(_walk(model))
+    for i, (prefix, layer) in enumerate(layers):
+        after = layers[i + 1][1] if i + 1 < len(layers) else None
         for var in layer.variables:
             axes = kernel_axes(layer, var)
             if axes is not None:
                 name = _path(prefix, layer, var)
-                specs[name] = TensorSpec(name, tuple(var.shape), axes)
+                specs[name] = TensorSpec(name, tuple(var.shape), axes, _unit_params(prefix, layer, after))
     return specs
 
 

@@ -75,8 +75,21 @@ def prunable_specs(ep) -> dict:
         weight = node.args[1]
         name = params.get(getattr(weight, "name", None))
         if name is not None and name not in specs and ep.state_dict[name].ndim >= 2:
-            specs[name] = TensorSpec(name, tuple(ep.state_dict[name].shape))
+            specs[name] = TensorSpec(name, tuple(ep.state_dict[name].shape), (), _unit_params(node, params))
     return specs
+
+
+BATCH_NORMS = {"aten::_native_batch_norm_legit_no_training", "aten::batch_norm", "aten::native_batch_norm"}
+
+
+def _unit_params(node, params: dict) -> tuple:
+    """The parameters of one weight call's output units: its bias argument, and the scale and
+    shift of a batch norm that is the call's only user."""
+    names = [params.get(getattr(node.args[2], "name", None)) if len(node.args) > 2 else None]
+    users = list(node.users)
+    if len(users) == 1 and _op(users[0]) in BATCH_NORMS and len(users[0].args) > 2:
+        names += [params.get(getattr(a, "name", None)) for a in users[0].args[1:3]]
+    return tuple(n for n in names if n is not None)
 
 
 def input_spec(ep) -> tuple:

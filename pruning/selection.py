@@ -49,6 +49,8 @@ class TensorSpec:
     name: str
     shape: tuple  # native shape
     canonical: tuple = ()  # native axes in canonical order; () = already canonical
+    unit_params: tuple = ()  # per-output-unit tensors that go with a removed unit: its bias, the
+    #                          scale and shift of the batch norm right after it (evaluate.py)
 
     @property
     def axes(self) -> tuple:

@@ -31,9 +31,19 @@ def build(info: dict) -> nn.Module:
 
 def prunable_specs(module: nn.Module) -> dict:
     """Kernels of dense and convolution layers by state_dict name; PyTorch's layout (out, in, ...)
-    is the canonical one."""
-    return {f"{name}.weight": TensorSpec(f"{name}.weight", tuple(m.weight.shape))
-            for name, m in module.named_modules() if isinstance(m, PRUNABLE)}
+    is the canonical one.  A kernel's unit parameters are its bias and the affine batch norm
+    registered right after it (conv -> bn, as in the zoo's networks), if that norm has one
+    channel per output unit."""
+    modules, specs = list(module.named_modules()), {}
+    for i, (name, m) in enumerate(modules):
+        if not isinstance(m, PRUNABLE):
+            continue
+        params = [f"{name}.bias"] if m.bias is not None else []
+        after_name, after = modules[i + 1] if i + 1 < len(modules) else (None, None)
+        if isinstance(after, nn.modules.batchnorm._BatchNorm) and after.affine and after.num_features == m.weight.shape[0]:
+            params += [f"{after_name}.weight", f"{after_name}.bias"]
+        specs[f"{name}.weight"] = TensorSpec(f"{name}.weight", tuple(m.weight.shape), (), tuple(params))
+    return specs
 
 
 def layout(t: torch.Tensor) -> torch.Tensor:

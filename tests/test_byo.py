@@ -301,7 +301,7 @@ def test_load_upload(files, monkeypatch, tmp_path):
     """Web uploads are read and run in a sandboxed worker (tests/test_sandbox.py has the rest)."""
     model = pruning.load_upload(Upload(files["pt2"], "../../etc/my\nmodel.pt2"), "mnist", Upload(files["pt2_init"]))
     assert model.name == "my_model.pt2" and set(model.states) == {"final", "init"}
-    directory = Path(model.files["final"]).parent
+    directory = Path(model.files["final"]).parent.parent
     assert pruning.evaluate(model, pruning.compute_mask(model, "movement", 0.5), limit=50).n == 50
     byo.forget()
     evaluate_module = importlib.import_module("pruning.evaluate")  # pruning.evaluate is the function

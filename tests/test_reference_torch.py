@@ -108,3 +108,39 @@ def test_readme_torch_recipe(model, tmp_path):
     with torch.no_grad():
         acc = float((module(to_input(x)).argmax(1).numpy() == y).mean())
     assert acc == pruning.evaluate(model, mask).accuracy
+
+
+def test_unit_pruning_removes_units_like_a_smaller_network():
+    """A unit-granularity mask removes neurons: the result equals a physically smaller LeNet-300-100
+    with those rows (and their biases) and the next layer's columns deleted, built in plain torch."""
+    import torch
+
+    model = pruning.load_model("mnist-lenet300-torch")
+    mask = pruning.compute_mask(model, "large_final", 0.5, granularity="unit")
+    state = {k: torch.from_numpy(v.copy()) for k, v in model.states["final"].items()}
+    alive = {n: torch.from_numpy(mask[f"{n}.weight"].any(axis=1)) for n in ("fc1", "fc2")}
+    assert not alive["fc1"].all() and not alive["fc2"].all()
+    w1, b1 = state["fc1.weight"][alive["fc1"]], state["fc1.bias"][alive["fc1"]]
+    w2 = state["fc2.weight"][alive["fc2"]][:, alive["fc1"]]
+    b2 = state["fc2.bias"][alive["fc2"]]
+    w3, b3 = state["fc3.weight"][:, alive["fc2"]], state["fc3.bias"]
+    x, y = pruning.data.load("mnist", "test")
+    pre = model.info["preprocessing"]
+    h = (torch.from_numpy(x.astype("float32")).reshape(len(x), -1) / 255 - pre["mean"][0]) / pre["std"][0]
+    logits = torch.relu(torch.relu(h @ w1.T + b1) @ w2.T + b2) @ w3.T + b3
+    reference = (logits.argmax(1).numpy() == y).mean()
+    result = pruning.evaluate(model, mask)
+    assert abs(result.accuracy - reference) <= 2 / len(y)  # float rounding may flip a near-tie
+    dense_bias = pruning.evaluate(model, pruning.Mask(dict(mask), {}))  # weight semantics: biases stay
+    assert dense_bias.accuracy != result.accuracy
+
+
+def test_unit_parameters_are_each_kernels_bias_and_following_batch_norm():
+    from pruning.torch_model import prunable_specs
+    from pruning.torch_nets import ARCHITECTURES
+
+    specs = prunable_specs(ARCHITECTURES["resnet20"]())
+    assert specs["conv1.weight"].unit_params == ("bn1.weight", "bn1.bias")  # no conv bias in a ResNet
+    assert specs["blocks.0.conv2.weight"].unit_params == ("blocks.0.bn2.weight", "blocks.0.bn2.bias")
+    assert specs["fc.weight"].unit_params == ("fc.bias",)
+    assert prunable_specs(ARCHITECTURES["lenet300"]())["fc1.weight"].unit_params == ("fc1.bias",)

@@ -45,8 +45,9 @@ def test_an_upload_evaluates_as_the_zoo_model_does_but_in_another_process(pool):
     model = lenet(pool)
     zoo = pruning.load_model("mnist-lenet300-torch")
     for weights in ("final", "init", "signed-constant"):
-        mask = pruning.compute_mask(zoo, "large_final", 0.9, scope="global")
-        assert pruning.evaluate(model, mask, weights).accuracy == pruning.evaluate(zoo, mask, weights).accuracy
+        for granularity in ("weight", "unit"):
+            mask = pruning.compute_mask(zoo, "large_final", 0.9, scope="global", granularity=granularity)
+            assert pruning.evaluate(model, mask, weights).accuracy == pruning.evaluate(zoo, mask, weights).accuracy
     worker = pool._workers["a"].process
     assert worker.pid != os.getpid() and worker.poll() is None
     assert model.device.endswith("sandboxed worker")

@@ -47,24 +47,29 @@ def _specs(reply: dict) -> dict:
         raise PruningError("the worker's answer is malformed (specs)")
     specs = {}
     for row in rows:
-        ok = (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and len(row[0]) <= 1000
-              and all(isinstance(v, list) and all(type(d) is int and d >= 0 for d in v) for v in row[1:])
-              and (not row[2] or sorted(row[2]) == list(range(len(row[1])))))
+        ok = (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and len(row[0]) <= 1000
+              and all(isinstance(v, list) and all(type(d) is int and d >= 0 for d in v) for v in row[1:3])
+              and (not row[2] or sorted(row[2]) == list(range(len(row[1]))))
+              and isinstance(row[3], list) and len(row[3]) <= 4 and all(isinstance(p, str) and len(p) <= 1000 for p in row[3]))
         if not ok or row[0] in specs:
             raise PruningError("the worker's answer is malformed (specs)")
-        specs[row[0]] = TensorSpec(row[0], tuple(row[1]), tuple(row[2]))
+        specs[row[0]] = TensorSpec(row[0], tuple(row[1]), tuple(row[2]), tuple(row[3]))
     return specs
 
 
 def _states(arrays: dict, specs: dict) -> dict:
+    """Weight set -> name -> array: the prunable tensors and their unit parameters (1-D, one value
+    per output unit), each of the shape the specs say."""
+    shapes = {name: spec.shape for name, spec in specs.items()}
+    shapes.update({p: (spec.canonical_shape[0],) for spec in specs.values() for p in spec.unit_params})
     states = {}
     for key, arr in arrays.items():
         which, _, name = key.partition("/")
-        if which not in WEIGHT_SETS or name not in specs or arr.shape != specs[name].shape or arr.dtype.kind != "f":
+        if which not in WEIGHT_SETS or arr.shape != shapes.get(name) or arr.dtype.kind != "f":
             raise PruningError("the worker's answer is malformed (weights)")
         arr.setflags(write=False)
         states.setdefault(which, {})[name] = arr
-    if "final" not in states or any(set(s) != set(specs) for s in states.values()):
+    if "final" not in states or any(set(s) != set(shapes) for s in states.values()):
         raise PruningError("the worker's answer is malformed (weights)")
     return states
 
@@ -102,7 +107,8 @@ class RemoteModel:
         return reply, arrays
 
     def weights(self, which: str = "final") -> dict:
-        return dict(self.states[which])
+        """The prunable tensors of one weight set (``states`` also holds their unit parameters)."""
+        return {name: self.states[which][name] for name in self.specs}
 
     def prepare(self, x: np.ndarray) -> Prepared:
         return Prepared(x)
@@ -181,19 +187,26 @@ class RemoteModel:
 
 
 def _upload_name(upload) -> str:
-    """The uploaded file's base name, printable and short (it appears in messages and masks)."""
-    return re.sub(r"[^\w.()+ -]", "_", Path(str(getattr(upload, "name", "upload"))).name)[:100] or "upload"
+    """The uploaded file's base name, printable and at most 100 characters with its suffix kept
+    (it appears in messages and masks, and names the saved copy, so messages name it too)."""
+    name = re.sub(r"[^\w.()+ -]", "_", Path(str(getattr(upload, "name", "upload"))).name)
+    if not name.strip("."):
+        return "upload"
+    suffix = Path(name).suffix[:16]
+    return name if len(name) <= 100 else name[: 100 - len(suffix)] + suffix
 
 
-def _save(upload, directory: str, stem: str) -> Path:
-    """Write an upload's bytes (size checked first) to ``directory``; nothing here parses them."""
+def _save(upload, directory: str, which: str) -> Path:
+    """Write an upload's bytes (size checked first) to ``directory/which/<its name>``; nothing
+    here parses them."""
     name = _upload_name(upload)
     size = getattr(upload, "size", None)
     if size is not None:
         byo.check_size(int(size), name)
     data = upload.getvalue() if hasattr(upload, "getvalue") else upload.read(byo.MAX_BYTES + 1)
     byo.check_size(len(data), name)
-    path = Path(directory) / f"{stem}{Path(name).suffix.lower()[:16]}"
+    path = Path(directory) / which / name
+    path.parent.mkdir()
     path.write_bytes(data)
     return path
 

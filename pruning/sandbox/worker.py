@@ -143,11 +143,13 @@ class Worker:
                                 architecture=header.get("architecture"))
         self.models[key] = model
         total, prunable = parameter_count(model)
-        specs = [[s.name, list(s.shape), list(s.canonical)] for s in model.specs.values()]
+        specs = [[s.name, list(s.shape), list(s.canonical), list(s.unit_params)] for s in model.specs.values()]
         reply = {"framework": model.framework, "info": model.info, "specs": specs, "output_name": model.output_name,
                  "warnings": list(model.warnings), "static_batch": getattr(model, "static_batch", None),
                  "parameters": [total, prunable], "device": f"{model.device}, sandboxed worker"}
         arrays = {f"{which}/{name}": np.asarray(w) for which in model.states for name, w in model.weights(which).items()}
+        arrays.update({f"{which}/{p}": np.asarray(model.states[which][p]) for which in model.states
+                       for s in model.specs.values() for p in s.unit_params})
         return reply, arrays
 
     def retrain(self, model, header: dict, mask: dict) -> tuple:
