@@ -17,6 +17,7 @@ from .masks import Mask, report
 from .prune import compute_mask
 from .sandbox import load_upload
 from .selection import SCOPES
+from .sweep import sweep
 from .zoo import catalogue, load_model
 from . import masks as _masks
 
@@ -35,4 +36,4 @@ def load_mask(path, model=None) -> Mask:
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_upload",
            "PruningError", "catalogue", "compute_mask", "evaluate", "load_mask", "load_model",
-           "masked_weights", "report", "save_mask"]
+           "masked_weights", "report", "save_mask", "sweep"]

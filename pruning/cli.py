@@ -1,22 +1,18 @@
 """python -m pruning: a thin shell over the Python API.  Bad input: one line on stderr, exit 2."""
 
 import argparse
-import csv
-import hashlib
-import io
 import json
 import sys
-
-import numpy as np
 
 from .criteria import ALIASES, CRITERIA
 from . import cli_train
 from .errors import PruningError
-from .evaluate import WEIGHT_SETS, check_weights, evaluate, masked_weights
-from .io import atomic_write, check_regular
+from .evaluate import WEIGHT_SETS, check_weights, evaluate
+from .io import check_regular
 from .masks import load, report, save
-from .prune import compute_mask, resolve_strategy, scores
-from .selection import SCOPES, check_sparsity, check_whole
+from .prune import compute_mask
+from .selection import SCOPES, check_whole
+from .sweep import sweep, to_csv, write_csv
 from .zoo import catalogue, load_model
 
 
@@ -154,10 +150,6 @@ def cmd_evaluate(args, out):
         print(f"  {layer['name']:32} {str(tuple(layer['shape'])):22} sparsity {layer['sparsity']:.4f}", file=out)
 
 
-SWEEP_FIELDS = ["model", "strategy", "scope", "granularity", "weights", "requested_sparsity", "sparsity",
-                "accuracy", "n", "seed"]
-
-
 def _split(text, what):
     items = [s.strip() for s in str(text).split(",") if s.strip()]
     if not items:
@@ -165,49 +157,24 @@ def _split(text, what):
     return items
 
 
-def _digest(mask: dict) -> str:
-    """A fingerprint of the mask's contents: equal masks give equal digests."""
-    h = hashlib.sha256()
-    for name in sorted(mask):
-        h.update(name.encode() + np.packbits(np.asarray(mask[name], dtype=bool)).tobytes())
-    return h.hexdigest()
-
-
 def cmd_sweep(args, out):
     from tqdm import tqdm
 
     if args.out:
         check_regular(args.out)  # before the work, not after it
-    strategies = _split(args.strategies, "strategies")
-    sparsities = [check_sparsity(s) for s in _split(args.sparsities, "sparsities")]
-    weight_sets = [check_weights(w) for w in _split(args.weights, "weights")]
-    limit = _int_or_none(args.limit, "limit")
     model = _model(args)
-    for s in strategies:  # fail on bad input before the first evaluation, not half way
-        scores(model, resolve_strategy(s, args.scope)[0])  # a strategy that needs θ0 the model lacks
-    for w in weight_sets:
-        masked_weights(model, None, w)
-    rows, results = [], {}  # results: (weights, mask digest) -> evaluation; every sparsity-0 mask is the same
-    jobs = [(s, p, w) for s in strategies for p in sparsities for w in weight_sets]
-    for strategy, sparsity, weights in tqdm(jobs, desc=f"sweep {model.name}", file=sys.stderr):
-        mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
-                            norm=args.norm, output_rate=args.output_rate, seed=args.seed)
-        key = (weights, _digest(mask))
-        if key not in results:
-            results[key] = evaluate(model, mask, weights=weights, limit=limit)
-        result = results[key]
-        rows.append({"model": model.name, "strategy": strategy, "scope": mask.meta["scope"],
-                     "granularity": mask.meta["granularity"], "weights": weights,
-                     "requested_sparsity": sparsity, "sparsity": mask.meta["sparsity"],
-                     "accuracy": result.accuracy, "n": result.n, "seed": mask.meta["seed"]})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SWEEP_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+
+    def progress(fn, jobs):
+        return tqdm(map(fn, jobs), total=len(jobs), desc=f"sweep {model.name}", file=sys.stderr)
+
+    rows = sweep(model, _split(args.strategies, "strategies"), _split(args.sparsities, "sparsities"),
+                 _split(args.weights, "weights"), scope=args.scope, granularity=args.granularity,
+                 limit=_int_or_none(args.limit, "limit"), norm=args.norm, output_rate=args.output_rate,
+                 seed=args.seed, map=progress)
     if args.out:
-        atomic_write(args.out, lambda f: f.write(text.getvalue().encode()))
+        write_csv(rows, args.out)
     else:
-        out.write(text.getvalue())
+        out.write(to_csv(rows))
 
 
 def cmd_export(args, out):

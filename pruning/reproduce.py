@@ -11,6 +11,7 @@ import time
 from .evaluate import evaluate
 from .prune import compute_mask
 from .registry import Registry
+from .sweep import sweep
 from .zoo import load_model
 
 EXPERIMENTS = Registry("experiment")
@@ -65,18 +66,13 @@ def lottery_ticket_pruner(quick=False):
 @EXPERIMENTS.register("supermask", "Zhou et al. 2019: large_final_same_sign with signed-constant weights")
 def supermask(quick=False):
     model = load_model("mnist-lenet300-torch")
-    limit = 2000 if quick else None
-    rows, best = [], (0.0, None, None)
-    for sparsity in (0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
-        row = [f"{sparsity:.0%}"]
-        for scope in ("layer", "global"):
-            mask = compute_mask(model, "large_final_same_sign", sparsity, scope=scope, output_rate=0.5)
-            for weights in ("signed-constant", "init"):
-                acc = evaluate(model, mask, weights=weights, limit=limit).accuracy
-                row.append(_pct(acc))
-                if weights == "signed-constant":
-                    best = max(best, (acc, sparsity, scope))
-        rows.append(row)
+    sparsities = (0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    acc = {(r["scope"], r["requested_sparsity"], r["weights"]): r["accuracy"] for scope in ("layer", "global")
+           for r in sweep(model, ["large_final_same_sign"], sparsities, ["signed-constant", "init"], scope=scope,
+                          output_rate=0.5, limit=2000 if quick else None)}
+    rows = [[f"{p:.0%}", *(_pct(acc[(scope, p, w)]) for scope in ("layer", "global") for w in ("signed-constant", "init"))]
+            for p in sparsities]
+    best = max((a, p, scope) for (scope, p, w), a in acc.items() if w == "signed-constant")
     return "\n\n".join([
         "Model: `mnist-lenet300-torch`, no training; the output layer pruned at half the rate, as in the papers. "
         "Published: 86% test accuracy for the `large_final_same_sign` mask with signed-constant weights "
@@ -115,17 +111,14 @@ def weight_vs_unit(quick=False):
     levels = (0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
     sections = []
     for name in ("mnist-lenet300-torch", "fmnist-lenet300-torch"):
-        model = load_model(name)
-        rows = []
-        for k in levels:
-            accs = [evaluate(model, compute_mask(model, "large_final", k, granularity=g, output_rate=0),
-                             limit=2000 if quick else None).accuracy for g in ("weight", "unit")]
-            rows.append([f"{k:.0%}", _pct(accs[0]), _pct(accs[1])])
+        acc = {(g, r["requested_sparsity"]): r["accuracy"] for g in ("weight", "unit")
+               for r in sweep(name, ["large_final"], levels, granularity=g, output_rate=0, limit=2000 if quick else None)}
+        rows = [[f"{k:.0%}", _pct(acc[("weight", k)]), _pct(acc[("unit", k)])] for k in levels]
         sections.append(f"**{name}**\n\n" + _table(["pruned (k)", "weight pruning", "unit pruning"], rows))
     return "\n\n".join([
         "Magnitude pruning of the trained LeNet-300-100 without retraining: weight pruning removes the k% "
         "smallest weights of each hidden layer; unit pruning removes the k% of its neurons whose incoming weights "
-        "have the smallest L1 norm. The output layer is left dense in both. Published claim: weight pruning keeps "
+        "have the smallest L2 norm (their biases removed with them). The output layer is left dense in both. Published claim: weight pruning keeps "
         "accuracy to far higher sparsity than unit pruning.", *sections])
 
 
@@ -133,12 +126,10 @@ def weight_vs_unit(quick=False):
 def resnet_l1(quick=False):
     model = load_model("cifar10-resnet20-torch")
     limit = 500 if quick else None
-    rows = []
-    for step in range(0, 21, 4 if quick else 1):
-        k = step / 20
-        accs = [evaluate(model, compute_mask(model, "large_final", k, scope=scope, output_rate=0), limit=limit)
-                for scope in ("layer", "global")]
-        rows.append([f"{k:.0%}", _pct(accs[0].accuracy), _pct(accs[1].accuracy)])
+    levels = [step / 20 for step in range(0, 21, 4 if quick else 1)]
+    acc = {(scope, r["requested_sparsity"]): r["accuracy"] for scope in ("layer", "global")
+           for r in sweep(model, ["large_final"], levels, scope=scope, output_rate=0, limit=limit)}
+    rows = [[f"{k:.0%}", _pct(acc[("layer", k)]), _pct(acc[("global", k)])] for k in levels]
     return "\n\n".join([
         f"Model: `cifar10-resnet20-torch` (dense {model.info['test_accuracy']:.4f}), no retraining; all convolution "
         "kernels pruned by |w|, the output layer excluded; evaluated on "

@@ -2,7 +2,7 @@
 
     python -m pruning.zoo_sweep mnist-lenet300-torch [more names ...]
 
-Runs ``python -m pruning sweep`` with the main criteria (layer scope, plus the global magnitude
+Runs ``pruning.sweep`` (the same rows as ``python -m pruning sweep``) with the main criteria (layer scope, plus the global magnitude
 ranking ``smallest_weights_global``) at the sparsities below, on the trained and the initial
 weights, over the full test set.  ``sweep.json`` beside the table records the exact command, its
 wall time and the hardware, so the table can be reproduced and checked.  A full CIFAR-10 pass
@@ -16,9 +16,9 @@ import shlex
 import sys
 import time
 
-from . import cli
 from .errors import PruningError
 from .io import atomic_write
+from .sweep import sweep, write_csv
 from .zoo import ZOO, info
 
 STRATEGIES = ("large_final", "small_final", "large_init", "large_init_large_final", "magnitude_increase",
@@ -50,8 +50,8 @@ def run(name: str, log=print) -> dict:
     from .train_torch import _hardware
 
     start = time.perf_counter()
-    if cli.main(arguments(name, str(ZOO / name / "sweep.csv"))) != 0:
-        raise PruningError(f"the sweep of {name} failed")
+    strategies, sparsities, weights = grid(name)
+    write_csv(sweep(name, strategies, sparsities, weights), ZOO / name / "sweep.csv")
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
               "rows": math.prod(len(axis) for axis in grid(name)),  # identical masks are evaluated once
               "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),

@@ -62,11 +62,10 @@ def test_sweep_csv(tmp_path):
 
 
 def test_sweep_evaluates_identical_masks_once(tmp_path, monkeypatch):
-    import pruning.cli
-
+    engine = sys.modules["pruning.sweep"]  # pruning.sweep is the function
     calls = []
-    real = pruning.cli.evaluate
-    monkeypatch.setattr(pruning.cli, "evaluate", lambda *a, **k: calls.append(k["weights"]) or real(*a, **k))
+    real = engine.evaluate
+    monkeypatch.setattr(engine, "evaluate", lambda *a, **k: calls.append(k["weights"]) or real(*a, **k))
     code, _ = run("sweep", "--model", MODEL, "--strategies", "large_final,random,smallest_weights_global",
                   "--sparsities", "0,0.5", "--weights", "final,init", "--limit", "300", "--out", str(tmp_path / "s.csv"))
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
@@ -141,3 +140,27 @@ def test_real_process_prints_no_traceback():
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == "error: sparsity must be in [0, 1], got '2'\n"
+
+
+def test_sweep_with_a_custom_map_gives_the_default_rows():
+    """``map`` is the executor seam: a thread pool, and a process pool given the zoo name, get the
+    same rows as the built-in map (and the CLI's sweep writes those rows)."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    import multiprocessing
+
+    args = (["large_final", "random", "large_init"], [0, 0.5, 0.9], ["final", "init"])
+    default = pruning.sweep(MODEL, *args, scope="global", limit=500)
+    assert len(default) == 18 and {r["n"] for r in default} == {500}
+    calls = []
+
+    def reversed_map(fn, jobs):  # runs the jobs in the opposite order, returns them in order
+        jobs = list(jobs)
+        calls.append(len(jobs))
+        return [fn(j) for j in jobs[::-1]][::-1]
+
+    assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=reversed_map) == default
+    assert calls == [14]  # 18 rows, 14 distinct (weights, mask): the six sparsity-0 rows share two
+    with ThreadPoolExecutor(2) as pool:
+        assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default

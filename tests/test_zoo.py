@@ -14,7 +14,7 @@ import pytest
 
 import pruning
 from pruning import data
-from pruning.cli import SWEEP_FIELDS
+from pruning.sweep import FIELDS as SWEEP_FIELDS
 from pruning.io import sha256
 from pruning.zoo import ZOO, info
 
