@@ -44,7 +44,10 @@ ADVICE = ("upload a .safetensors state dict (safetensors.torch.save_file(model.s
 
 def check_size(nbytes: int, name: str = "the file") -> None:
     if nbytes > MAX_BYTES:
-        raise PruningError(f"{name} is {nbytes / 2**20:.0f} MB; the limit is {MAX_BYTES / 2**20:.0f} MB")
+        size, cap = f"{nbytes / 2**20:.0f} MB", f"{MAX_BYTES / 2**20:.0f} MB"
+        if size == cap:  # 200 MB + 1 byte: exact counts, not "200 MB; the limit is 200 MB"
+            size, cap = f"{nbytes:,} bytes", f"{cap} ({MAX_BYTES:,} bytes)"
+        raise PruningError(f"{name} is {size}; the limit is {cap}")
     if nbytes == 0:
         raise PruningError(f"{name} is empty")
 

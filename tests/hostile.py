@@ -95,15 +95,17 @@ def torch_payload(marker: Marker) -> bytes:
     return buffer.getvalue()
 
 
-def marshalled_lambda(marker: Marker) -> dict:
-    """A Keras Lambda ``function`` entry as Keras writes it: base64 of the marshalled code of a
-    lambda that creates the marker (relative and absolute) and returns its input."""
+def marshalled_lambda(marker: Marker, layer: bool = True) -> dict:
+    """A ``__lambda__`` entry as Keras writes it: base64 of the marshalled code of a lambda that
+    creates the marker (relative and absolute) and returns its input; ``layer``: a Lambda layer's
+    ``function`` (``config.code``), else a function named anywhere else, e.g. a Dense layer's
+    ``activation`` (``config.value``, which ``serialization_lib`` turns into a function)."""
     source = (f"lambda x: (__import__('builtins').open({str(marker.path)!r}, 'w').close(), "
               f"__import__('builtins').open({marker.token!r}, 'w').close(), x)[-1]")
-    code = eval(source).__code__
-    return {"class_name": "__lambda__",
-            "config": {"code": base64.encodebytes(marshal.dumps(code)).decode("ascii"), "defaults": None,
-                       "closure": None}}
+    code = base64.encodebytes(marshal.dumps(eval(source).__code__)).decode("ascii")
+    if layer:
+        return {"class_name": "__lambda__", "config": {"code": code, "defaults": None, "closure": None}}
+    return {"class_name": "__lambda__", "config": {"value": [code, None, None]}}
 
 
 # --- zips --------------------------------------------------------------------------------------

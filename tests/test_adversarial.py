@@ -24,11 +24,13 @@ Cases (CASES below; test_the_table_counts_the_cases keeps this table honest):
 | class      | cases | what                                                                                  |
 | ---------- | ----- | ------------------------------------------------------------------------------------- |
 | pickle     | 13    | raw pickles and torch.save archives under every accepted suffix and pickled ones; init |
-| pt2        | 39    | duplicate / case-duplicate members with payloads, use_pickle, pickled sample inputs,   |
+| pt2        | 40    | duplicate / case-duplicate members with payloads, use_pickle, pickled sample inputs,   |
 |            |       | custom objects, odd and nested members, traversal, bombs, 780 MB unpacked, lying      |
 |            |       | sizes, absurd tensor sizes, FLOP and memory budgets, aten I/O ops, torch.os.system as |
-|            |       | a node target, truncated and deep programs, sympify code, imports                     |
-| keras      | 27    | Lambda (marshalled code), custom objects (os, subprocess, builtins), function entries, |
+|            |       | a node target (also in a nested graph), truncated weights and programs, deep          |
+|            |       | programs, sympify code, imports                                                        |
+| keras      | 28    | Lambda (marshalled code, as a layer and as an activation), custom objects (os,         |
+|            |       | subprocess, builtins), function entries,                                               |
 |            |       | duplicate config.json, nested zips, oversized / deep config, 10^9 units, unknown       |
 |            |       | classes, huge inputs, a padding bomb, h5 links / external storage / shape bombs, odd   |
 |            |       | members, bombs                                                                         |
@@ -187,6 +189,11 @@ def lambda_layer(config, m):
     layer = h.keras_layer(config, "fc1")
     layer.update(class_name="Lambda", module="keras.layers")
     layer["config"] = {"name": "fc1", "function": h.marshalled_lambda(m), "arguments": {}}
+
+
+def lambda_activation(config, m):
+    """A Dense layer whose activation is a ``__lambda__`` (marshalled code, not a Lambda layer)."""
+    h.keras_layer(config, "fc1")["config"]["activation"] = h.marshalled_lambda(m, layer=False)
 
 
 def custom_layer(module, cls, extra=None):
@@ -373,6 +380,20 @@ def target_os_system(m):
     return h.edit_json(h.io_op_pt2("_print", m), "models/model.json", rewrite)
 
 
+def nested_target_os_system(m):
+    """The program's first node given a nested graph (as higher-order operators such as ``cond``
+    take their branches) whose first node's target is ``torch.os.system``."""
+    def rewrite(doc):
+        doc["verifiers"] = []
+        graph = doc["graph_module"]["graph"]
+        nested = json.loads(json.dumps(graph))
+        nested["nodes"][0].update(target="torch.os.system",
+                                  inputs=[{"name": "command", "arg": {"as_string": m.shell}, "kind": 1}])
+        graph["nodes"][0]["inputs"].append({"name": "branch", "arg": {"as_graph": {"name": "g", "graph": nested}},
+                                            "kind": 1})
+    return h.edit_json(h.tiny_pt2(), "models/model.json", rewrite)
+
+
 def deep_program(m):
     def deepen(data):
         return data[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -467,13 +488,19 @@ CASES = [
          pt2_member_edit("models/model.json", lambda d: d[:len(d) // 2]),
          "not a valid .pt2 program"),
     Case("pt2-truncated-weights", "pt2", "tiny.pt2", pt2_member_edit("weights/weight_0", lambda d: d[:len(d) // 2]),
-         "not a valid .pt2 program"),
-    Case("pt2-target-os-system", "pt2", "tiny.pt2", target_os_system, "not an allowed operator"),
+         r"truncated or corrupt weights: `weight_0` holds 15,680 bytes; `fc.weight` needs 31,360"),
+    Case("pt2-target-os-system", "pt2", "tiny.pt2", target_os_system,
+         "calls `torch.os.system`, which is not an allowed operator"),
+    Case("pt2-nested-graph-os-system", "pt2", "tiny.pt2", nested_target_os_system,
+         "calls `torch.os.system`, which is not an allowed operator"),
     Case("pt2-program-json-100000-deep", "pt2", "tiny.pt2", deep_program, "recursion"),
     Case("pt2-sympify-code", "pt2", "tiny.pt2", sympify_code, "not plain arithmetic"),
     Case("pt2-enum-import", "pt2", "tiny.pt2", enum_import, "classes or factories to import"),
     # --- .keras ---
-    Case("keras-lambda-marshalled-code", "keras", "model.keras", keras_edit(lambda_layer), "Lambda layer"),
+    Case("keras-lambda-marshalled-code", "keras", "model.keras", keras_edit(lambda_layer),
+         "Lambda layer .*arbitrary Python code"),
+    Case("keras-lambda-activation", "keras", "model.keras", keras_edit(lambda_activation),
+         "Python lambda as `activation` of `fc1`: Lambda functions are arbitrary Python code"),
     Case("keras-custom-os", "keras", "model.keras", keras_edit(custom_layer("os", "system")), "custom objects"),
     Case("keras-custom-subprocess", "keras", "model.keras",
          keras_edit(custom_layer("subprocess", "Popen", lambda m: {"args": ["touch", str(m.path)]})), "custom objects"),
@@ -517,7 +544,8 @@ CASES = [
     Case("st-header-length-2e63", "safetensors", "model.safetensors",
          st_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(4), 2**63),
          "truncated or corrupt"),
-    Case("st-huge-header", "safetensors", "model.safetensors", huge_header, "declares a header of"),
+    Case("st-huge-header", "safetensors", "model.safetensors", huge_header,
+         r"declares a header of 16,777,217 bytes; the limit is 16 MB \(16,777,216 bytes\)"),
     Case("st-10000-tensors", "safetensors", "model.safetensors", many_tensors, "10000 tensors; the limit"),
     Case("st-bad-dtype", "safetensors", "model.safetensors",
          st_header({"a": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}, bytes(16)), "dtype"),
@@ -572,7 +600,8 @@ CASES = [
     Case("no-suffix", "bytes", "model", lambda m: h.zoo_safetensors(), "unsupported model file type"),
     # --- declared size ---
     Case("declared-10GB", "size", "model.safetensors", lambda m: b"", "the limit is 200 MB", size=10 * 2**30),
-    Case("declared-200MB-plus-1", "size", "model.pt2", lambda m: b"", "the limit is 200 MB", size=200 * MiB + 1),
+    Case("declared-200MB-plus-1", "size", "model.pt2", lambda m: b"",
+         r"is 209,715,201 bytes; the limit is 200 MB \(209,715,200 bytes\)", size=200 * MiB + 1),
     # --- file names ---
     Case("name-newline-markdown", "name", "evil\n![x](http://evil/x.png)\n# Title.safetensors",
          lambda m: h.random_bytes(256, 6), "not a valid .safetensors file"),
@@ -580,7 +609,7 @@ CASES = [
          keras_edit(lambda_layer), "Lambda layer"),
     Case("name-markdown-link-pickle", "name", "[click](http://evil).pt", pickle_as(), P),
     Case("name-traversal", "name", "../../../../etc/cron.d/model.pt2", torch_saved, P),
-    Case("name-5000-chars", "name", "a" * 5000 + ".keras", lambda m: h.zoo_keras(), "unsupported model file type"),
+    Case("name-5000-chars", "name", "a" * 5000 + ".keras", keras_edit(lambda_layer), "a{90}.*Lambda layer"),
 ]
 
 

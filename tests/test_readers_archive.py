@@ -263,6 +263,97 @@ def test_treespecs_that_import_modules_are_refused(pt2, tmp_path):
     refused(lambda: load(path), "names Python classes or factories to import")
 
 
+@pytest.fixture
+def torch_never_loads(monkeypatch):
+    """Fail the test if torch is given the program: the reader itself must refuse it."""
+    monkeypatch.setattr(torch.export, "load", lambda *a, **k: pytest.fail("torch.export.load was called"))
+
+
+def _first_node(change):
+    """A change of models/model.json: ``change(first node of the graph, graph)``, verifiers emptied."""
+    def apply(program):
+        program["verifiers"] = []
+        graph = program["graph_module"]["graph"]
+        change(graph["nodes"][0], graph)
+    return apply
+
+
+@pytest.mark.parametrize("target", [
+    "torch.os.system", "builtins.eval", "math.factorial", "_operator.mul", "torch.ops.higher_order.cond",
+    "torch.ops.aten.no_such_op.default", "torch.ops.aten.linear.no_such_overload", "torch.ops.aten.linear",
+    "torch.ops.aten.linear.__class__", "torch.ops.aten.__class__.__init__", "torch.ops.custom.op.default",
+    "#extension", "", None])
+def test_call_targets_other_than_aten_are_refused_before_torch_loads(pt2, tmp_path, torch_never_loads, target):
+    """torch's deserializer resolves a target by walking attributes from ``torch`` (torch.os.system
+    is a function), and only its verifier, which the file may empty, would stop it."""
+    path = edit_json(pt2, tmp_path / "t.pt2", "models/model.json",
+                     _first_node(lambda node, graph: node.update(target=target)))
+    refused(lambda: load(path), r"calls .*, which is not an allowed operator: a program may call aten tensor "
+                                r"operators only")
+
+
+def test_targets_in_nested_graphs_and_operator_arguments_are_refused(pt2, tmp_path, torch_never_loads):
+    def nested(node, graph):
+        inner = json.loads(json.dumps(graph))
+        inner["nodes"][-1]["target"] = "torch.os.system"
+        node["inputs"].append({"name": "g", "arg": {"as_graph": {"name": "g", "graph": inner}}, "kind": 1})
+
+    def operator_argument(node, graph):
+        node["inputs"].append({"name": "f", "arg": {"as_operator": "torch.os.system"}, "kind": 1})
+    for i, change in enumerate((nested, operator_argument)):
+        path = edit_json(pt2, tmp_path / f"n{i}.pt2", "models/model.json", _first_node(change))
+        refused(lambda p=path: load(p), "calls `torch.os.system`, which is not an allowed operator")
+    path = edit_json(pt2, tmp_path / "x.pt2", "models/model.json",
+                     _first_node(lambda node, graph: graph.update(nodes={"a": node})))
+    refused(lambda: load(path), "holds a graph whose nodes are not a list of objects")
+
+
+def test_aten_targets_and_the_zoo_architectures_pass(tmp_path):
+    """Every zoo architecture, exported with a dynamic batch, passes the target check."""
+    from pruning.torch_nets import ARCHITECTURES
+
+    assert all(pt2_reader._allowed_target(t) for t in (
+        "torch.ops.aten.linear.default", "torch.ops.aten.flatten.using_ints", "torch.ops.aten.add.Tensor",
+        "torch.ops.aten.__and__.Tensor", "torch.ops.aten.sym_size.int", "_operator.getitem"))
+    for name, cls in ARCHITECTURES.items():
+        images = (1, 28, 28) if name in ("lenet300", "lenet5") else (3, 32, 32)
+        path = tmp_path / f"{name}.pt2"
+        program = torch.export.export(cls().eval(), (torch.rand(2, *images),),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(program, str(path))
+        pt2_reader.check_pt2(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d[:len(d) // 2],
+     r"truncated or corrupt weights: `weight_0` holds 15,680 bytes; `fc.weight` needs 31,360"),
+    (lambda d: d[:-1], r"truncated or corrupt weights: `weight_0` holds 31,359 bytes; `fc.weight` needs 31,360"),
+    (lambda d: d + b"\0", r"truncated or corrupt weights: `weight_0` holds 31,361 bytes, not a whole number of 4-byte"),
+])
+def test_truncated_weights_are_refused_before_torch_loads(pt2, tmp_path, torch_never_loads, change, message):
+    path = edit(pt2, tmp_path / "w.pt2", "weights/weight_0", change)
+    text = refused(lambda: load(path), r"cannot read w\.pt2: not a valid \.pt2 program \(" + message)
+    assert "warnings" not in text
+
+
+def test_weights_viewed_past_their_record_and_missing_records_are_refused(pt2, tmp_path, torch_never_loads):
+    def offset(config):
+        config["config"]["fc.bias"]["tensor_meta"]["storage_offset"] = {"as_int": 1}
+    path = edit_json(pt2, tmp_path / "o.pt2", "model_weights_config.json", offset)
+    refused(lambda: load(path), "truncated or corrupt weights: `weight_1` holds 40 bytes; `fc.bias` needs 44")
+    path = build(tmp_path / "m.pt2", [(n, d) for n, d in members_of(pt2) if not n.endswith("weights/weight_1")])
+    refused(lambda: load(path), "truncated or corrupt weights: `weight_1`, which holds `fc.bias`, is missing")
+
+
+def test_weights_sharing_a_record_are_accepted(pt2, tmp_path):
+    """Views into one record (torch.export saves tied weights once): each must fit, and they do."""
+    def share(config):
+        config["config"]["fc.bias"].update(path_name="weight_0")
+    program = pt2_reader.read_pt2(edit_json(pt2, tmp_path / "s.pt2", "model_weights_config.json", share))
+    state = program.state_dict
+    assert torch.equal(state["fc.bias"], state["fc.weight"].flatten()[:10])
+
+
 def test_torch_reads_a_rebuilt_archive_under_the_unpickling_guard(pt2, monkeypatch):
     seen = []
     real = torch.export.load

@@ -62,6 +62,16 @@ def test_config_too_large(tmp_path):
     refused(keras_file(tmp_path / "big.keras", config), r"config.json is 2.0 MB; the limit is 1 MB")
 
 
+def test_config_one_byte_over_the_limit_says_so_exactly(tmp_path):
+    config = functional(INPUT, FLAT, layer("Dense", "fc", [None, 784], units=10))
+    config["padding"] = ""
+    size = len(json.dumps(config))
+    missing = keras_config.MAX_CONFIG_BYTES + 1 - size
+    config["padding"] = os.urandom(missing // 2).hex() + "x" * (missing % 2)  # does not compress like a bomb
+    refused(keras_file(tmp_path / "big.keras", config),
+            r"config.json is 1,048,577 bytes; the limit is 1 MB \(1,048,576 bytes\)$")
+
+
 @pytest.mark.parametrize("levels", [100, 200_000])
 def test_config_too_deep(tmp_path, levels):
     config = json.dumps(functional(INPUT, FLAT, layer("Dense", "fc", [None, 784], units=10)))
@@ -76,7 +86,8 @@ def test_config_not_json_or_not_an_object(tmp_path):
 
 def test_lambda_and_custom_objects_are_still_refused(tmp_path):
     lam = layer("Lambda", "f", [None, 784], function={"class_name": "__lambda__", "config": {"code": "x"}})
-    refused(keras_file(tmp_path / "l.keras", functional(INPUT, lam)), "has a Lambda layer")
+    refused(keras_file(tmp_path / "l.keras", functional(INPUT, lam)),
+            "has a Lambda layer \\(`f`\\): Lambda functions are arbitrary Python code, which is refused")
     custom = dict(layer("Double", "d\n[x](http://evil)", [None, 784]), module="evil.layers")
     refused(keras_file(tmp_path / "c.keras", functional(INPUT, custom)),
             "uses `Double` from `evil.layers`: custom objects are refused")
@@ -86,6 +97,34 @@ def test_lambda_and_custom_objects_are_still_refused(tmp_path):
     fn["config"]["activation"]["module"] = "keras.src.utils.file_utils"
     refused(keras_file(tmp_path / "g.keras", functional(INPUT, FLAT, fn)),
             "calls `system` from `keras.src.utils.file_utils`: only Keras activations")
+
+
+CODE = {"class_name": "__lambda__", "config": {"value": ["4wAAAAA=", None, None]}}  # as serialization_lib writes it
+
+
+@pytest.mark.parametrize("where, shown", [
+    ({"activation": CODE}, "as `activation` of `fc`"),
+    ({"kernel_initializer": {"module": "keras.initializers", "class_name": "VarianceScaling",
+                             "config": {"seed": CODE}}}, "as `seed` of `fc`"),
+    ({"kernel_regularizer": [CODE]}, "as `kernel_regularizer` of `fc`"),
+    ({"activation": {"class_name": "__lambda__", "config": {"code": "x", "defaults": None, "closure": None}}},
+     "as `activation` of `fc`"),
+    ({"activation": {"function_type": "lambda", "function": ["x", None, None]}}, "as `activation` of `fc`"),
+])
+def test_python_code_anywhere_in_the_config_is_refused(tmp_path, where, shown):
+    """A ``__lambda__`` object is marshalled bytecode wherever it is (not only in a Lambda layer);
+    Keras's safe_mode would stop it too, but without saying where."""
+    dense = layer("Dense", "fc", [None, 784], units=10, **where)
+    text = refused(keras_file(tmp_path / "l.keras", functional(INPUT, FLAT, dense)),
+                   f"l.keras has a Python lambda {shown}: Lambda functions are arbitrary Python code, which is "
+                   f"refused; use built-in Keras layers, activations and initializers$")
+    assert text.count("`") == 4
+
+
+def test_python_code_in_compile_config_is_refused(tmp_path):
+    config = functional(INPUT, FLAT, layer("Dense", "fc", [None, 784], units=10))
+    config["compile_config"] = {"loss": CODE}
+    refused(keras_file(tmp_path / "c.keras", config), "has a Python lambda as `loss` of `m`: Lambda functions")
 
 
 # --- the parameter budget ----------------------------------------------------------------------

@@ -77,6 +77,23 @@ def test_a_100_mb_header_is_refused_without_reading_it(tmp_path, no_loading):
     header_refused(path, "declares a header of 100 MB; the limit is 16 MB")
 
 
+def test_a_header_one_byte_over_the_limit_says_so_exactly(tmp_path, no_loading):
+    path = write(tmp_path / "m.safetensors", {"a": entry([2])}, bytes(8), length=reader.MAX_HEADER + 1)
+    header_refused(path, r"declares a header of 16,777,217 bytes; the limit is 16 MB \(16,777,216 bytes\)$")
+
+
+@pytest.mark.parametrize("nbytes, message", [
+    (200 * 2**20 + 1, r"^model.pt2 is 209,715,201 bytes; the limit is 200 MB \(209,715,200 bytes\)$"),
+    (201 * 2**20, r"^model.pt2 is 201 MB; the limit is 200 MB$"),
+    (10 * 2**30, r"^model.pt2 is 10240 MB; the limit is 200 MB$"),
+])
+def test_file_size_messages_read_right_near_the_limit(nbytes, message):
+    """byo.check_size: a rounded size equal to the rounded limit is given in exact bytes."""
+    with pytest.raises(PruningError, match=message):
+        byo.check_size(nbytes, "model.pt2")
+    byo.check_size(byo.MAX_BYTES, "model.pt2")
+
+
 def test_ten_thousand_tensors(tmp_path, no_loading):
     header = {f"t{i}": entry([1], 4 * i) for i in range(10_000)}
     path = write(tmp_path / "m.safetensors", header, bytes(40_000))

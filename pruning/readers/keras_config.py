@@ -1,12 +1,13 @@
 """The budget of a .keras file's ``config.json``, checked before Keras builds anything.
 
-``parse_config`` refuses a config over MAX_CONFIG_BYTES (before parsing) or nested deeper than
-MAX_DEPTH.  ``check_budget`` walks the layers (nested Sequential and Functional models included)
-and computes the parameters each would create from its config and its ``build_config`` input
-shape: a layer class missing from PARAMETERS and WEIGHTLESS cannot be bounded and is refused, as
-is a total over MAX_PARAMS, and a declared shape (an Input's, a layer's input, a Reshape target,
-a tensor between layers) with a negative or non-integer dimension or more than MAX_ACTIVATIONS
-values per example.
+``parse_config`` refuses a config over MAX_CONFIG_BYTES (before parsing), nested deeper than
+MAX_DEPTH, or holding Python code (``check_code``: Lambda layers, and ``__lambda__`` objects,
+marshalled bytecode that Keras turns into a function wherever a function may be named).
+``check_budget`` walks the layers (nested Sequential and Functional models included) and computes
+the parameters each would create from its config and its ``build_config`` input shape: a layer
+class missing from PARAMETERS and WEIGHTLESS cannot be bounded and is refused, as is a total over
+MAX_PARAMS, and a declared shape (an Input's, a layer's input, a Reshape target, a tensor between
+layers) with a negative or non-integer dimension or more than MAX_ACTIVATIONS values per example.
 """
 
 import json
@@ -33,6 +34,8 @@ WEIGHTLESS = {
     "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
 }
 SHAPE_KEYS = {"batch_shape", "batch_input_shape", "build_input_shape", "input_shape", "shape", "target_shape"}
+LAMBDA_LAYERS = {"Lambda", "TFOpLambda"}
+CODE = "Lambda functions are arbitrary Python code, which is refused"
 
 
 def _refuse(label: str, reason: str) -> PruningError:
@@ -53,9 +56,13 @@ def _depth(value) -> int:
 
 
 def parse_config(data: bytes, label: str) -> dict:
-    """``config.json``'s bytes -> a JSON object, refusing over MAX_CONFIG_BYTES (unparsed) or MAX_DEPTH."""
+    """``config.json``'s bytes -> a JSON object, refusing over MAX_CONFIG_BYTES (unparsed), over
+    MAX_DEPTH, or with Python code in it (``check_code``)."""
     if len(data) > MAX_CONFIG_BYTES:
-        raise _refuse(label, f"config.json is {len(data) / 2**20:.1f} MB; the limit is {MAX_CONFIG_BYTES / 2**20:.0f} MB")
+        size, cap = f"{len(data) / 2**20:.1f} MB", f"{MAX_CONFIG_BYTES / 2**20:.0f} MB"
+        if size == f"{MAX_CONFIG_BYTES / 2**20:.1f} MB":  # 1 MB + 1 byte: exact counts, not "1.0 MB"
+            size, cap = f"{len(data):,} bytes", f"{cap} ({MAX_CONFIG_BYTES:,} bytes)"
+        raise _refuse(label, f"config.json is {size}; the limit is {cap}")
     try:
         config = json.loads(data)
     except RecursionError:
@@ -66,7 +73,36 @@ def parse_config(data: bytes, label: str) -> dict:
         raise _refuse(label, f"config.json nests deeper than {MAX_DEPTH} levels")
     if not isinstance(config, dict):
         raise PruningError(f"cannot read {label}: not a valid .keras file (config.json is not a JSON object)")
+    check_code(config, label)
     return config
+
+
+# --- Python code -------------------------------------------------------------------------------
+
+def check_code(config, label: str) -> None:
+    """Refuse Python code anywhere in the config: a Lambda layer (its ``function``, in any format,
+    is bytecode or names any function), and any ``__lambda__`` object, which Keras turns into a
+    function from marshalled bytecode (``python_utils.func_load``) wherever one may be named (an
+    activation, an initializer, a loss...); ``safe_mode`` refuses it too, in words that do not say
+    which layer.  A legacy ``function_type: lambda`` entry is refused alike."""
+    stack = [(config, "the model", None)]
+    while stack:
+        item, where, key = stack.pop()
+        if isinstance(item, list):
+            stack.extend((child, where, key) for child in item)
+        elif isinstance(item, dict):
+            cls, inner = item.get("class_name"), item.get("config")
+            name = inner.get("name") if isinstance(inner, dict) else None
+            if isinstance(name, str):
+                where = quote(name)
+            if cls in LAMBDA_LAYERS:
+                raise PruningError(f"{label} has a Lambda layer ({quote(name)}): {CODE}; rebuild the model "
+                                   f"from built-in Keras layers")
+            if cls == "__lambda__" or any(item.get(k) == "lambda" for k in ("function_type", "output_shape_type")):
+                shown = f"as {quote(key, 40)} of {where}" if key is not None else f"in {where}"
+                raise PruningError(f"{label} has a Python lambda {shown}: {CODE}; use built-in Keras layers, "
+                                   f"activations and initializers")
+            stack.extend((value, where, k) for k, value in item.items())
 
 
 # --- declared shapes ---------------------------------------------------------------------------

@@ -11,15 +11,22 @@ serialize.py``, ``torch/export/_unlift.py``) would otherwise unpickle, import or
 - ``expr_str`` of symbolic sizes in ``models/model.json``: ``sympy.sympify``, that is ``eval``;
 - treespec contexts with ``__enum__`` or a defaultdict factory: ``importlib.import_module``;
 - ``guards_code`` in ``models/model.json``: ``exec`` when ``ExportedProgram.module()`` is called;
-- ``data/aotinductor/``: compiled code.
-Such members and entries are refused; ``read_pt2`` then loads an archive rebuilt from the vetted
-members in a private temporary directory, with empty sample inputs and no guards code, inside
-``no_unpickling()``.
+- ``data/aotinductor/``: compiled code;
+- node targets and ``as_operator`` arguments, in every graph (nested graphs of higher-order ops
+  included): ``deserialize_operator`` walks attributes from ``torch``, ``operator`` or ``math``
+  (``torch.os.system`` is one), so only registered ``torch.ops.aten.<op>.<overload>`` operators
+  and ``_operator.getitem`` are accepted.
+Such members and entries are refused, as are weight and constant members that are missing or
+shorter than the tensors their configs view in them (truncated or corrupt files, which torch would
+report only as "check the warnings above").  ``read_pt2`` then loads an archive rebuilt from the
+vetted members in a private temporary directory, with empty sample inputs and no guards code,
+inside ``no_unpickling()``.
 """
 
 from contextlib import contextmanager
 import io
 import json
+import math
 import os
 from pathlib import Path
 import pickle
@@ -59,6 +66,8 @@ _SYM_NAMES = {
     "LShift", "RShift", "FloatTrueDiv", "IntTrueDiv", "IsNonOverlappingAndDenseIndicator", "TruncToFloat",
     "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat", "Identity"}
 _SYMBOL = re.compile(r"[a-z]{1,5}\d{1,9}", re.ASCII)
+_ATEN_TARGET = re.compile(r"torch\.ops\.aten\.(\w+)\.(\w+)", re.ASCII)
+ONLY_ATEN = "a program may call aten tensor operators only"
 
 
 def _safe_sym_expr(text) -> bool:
@@ -77,15 +86,50 @@ def _safe_sym_expr(text) -> bool:
     return True
 
 
+def _allowed_target(target) -> bool:
+    """Whether a serialized call target is ``_operator.getitem`` or a registered aten operator
+    overload, ``torch.ops.aten.<op>.<overload>`` (checked in the operator registry first, so
+    nothing is looked up by a name from the file that is not an aten operator)."""
+    import torch
+
+    if target == "_operator.getitem":
+        return True
+    match = _ATEN_TARGET.fullmatch(target) if isinstance(target, str) else None
+    if match is None:
+        return False
+    op, overload = match.groups()
+    schemas = torch._C._jit_get_schemas_for_operator(f"aten::{op}")
+    if not any((s.overload_name or "default") == overload for s in schemas):
+        return False
+    return isinstance(getattr(getattr(torch.ops.aten, op, None), overload, None), torch._ops.OpOverload)
+
+
+def _check_targets(item: dict, label: str) -> None:
+    """The call targets of a graph (``nodes``) and operators passed as arguments (``as_operator``)."""
+    targets = []
+    if "nodes" in item:
+        nodes = item["nodes"]
+        if not isinstance(nodes, list) or not all(isinstance(node, dict) for node in nodes):
+            raise PruningError(f"{label} holds a graph whose nodes are not a list of objects: {REFUSE}")
+        targets += [node.get("target") for node in nodes]
+    if "as_operator" in item:
+        targets.append(item["as_operator"])
+    for target in targets:
+        if not _allowed_target(target):
+            raise PruningError(f"{label} calls {quote(target, 80)}, which is not an allowed operator: {ONLY_ATEN}")
+
+
 def _check_program_json(doc, label: str) -> None:
-    """Refuse symbolic sizes that are not plain arithmetic, and treespecs that would import modules
-    (also inside JSON strings nested in the program, as treespecs are)."""
+    """Refuse symbolic sizes that are not plain arithmetic, treespecs that would import modules
+    (also inside JSON strings nested in the program, as treespecs are), and call targets that are
+    not aten operators (in every graph and operator argument)."""
     stack = [doc]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             if "__enum__" in item or "default_factory_module" in item:
                 raise PruningError(f"{label} names Python classes or factories to import: {REFUSE}")
+            _check_targets(item, label)
             if "expr_str" in item and not _safe_sym_expr(item["expr_str"]):
                 raise PruningError(f"{label} holds a symbolic size that is not plain arithmetic "
                                    f"({quote(item['expr_str'], 60)}): {REFUSE}")
@@ -99,22 +143,24 @@ def _check_program_json(doc, label: str) -> None:
                 pass
 
 
-def _declared_bytes(meta: dict, label: str) -> int:
-    """Bytes of a tensor as its config declares it; refuses negative or absurd sizes and strides."""
+def _element_size(meta: dict) -> int:
     import torch
     from torch._export.serde.schema import ScalarType
     from torch._export.serde.serialize import deserialize_scalar_type
 
+    return torch.empty(0, dtype=deserialize_scalar_type(ScalarType(meta["dtype"]))).element_size()
+
+
+def _layout(meta: dict, label: str) -> tuple:
+    """(sizes, strides, storage offset) of a tensor as its config declares it; refuses negative or
+    absurd sizes, strides and offsets."""
     sizes = [d["as_int"] for d in meta["sizes"]]
     strides = [d["as_int"] for d in meta["strides"]]
-    numbers = [*sizes, *strides, meta["storage_offset"]["as_int"]]
-    if len(sizes) > 16 or any(type(n) is not int or not 0 <= n <= MAX_DIM for n in numbers):
+    offset = meta["storage_offset"]["as_int"]
+    if len(sizes) > 16 or any(type(n) is not int or not 0 <= n <= MAX_DIM for n in [*sizes, *strides, offset]):
         raise PruningError(f"{label} declares a tensor with a negative or absurd size, stride or offset "
                            f"({quote(sizes, 60)})")
-    numel = 1
-    for n in sizes:
-        numel *= n
-    return numel * torch.empty(0, dtype=deserialize_scalar_type(ScalarType(meta["dtype"]))).element_size()
+    return sizes, strides, offset
 
 
 def _check_config(config: dict, path_rule, label: str) -> int:
@@ -125,8 +171,37 @@ def _check_config(config: dict, path_rule, label: str) -> int:
             raise PruningError(f"{label} holds pickled tensors: {REFUSE}")
         if not isinstance(entry.get("path_name"), str) or not path_rule.fullmatch(entry["path_name"]):
             raise PruningError(f"{label} has a tensor stored as {quote(entry.get('path_name'), 60)}: {REFUSE}")
-        declared += _declared_bytes(entry["tensor_meta"], label)
+        sizes, _, _ = _layout(entry["tensor_meta"], label)
+        declared += math.prod(sizes) * _element_size(entry["tensor_meta"])
     return declared
+
+
+def _check_records(config: dict, label: str, stored: dict) -> None:
+    """Refuse records missing, or shorter than the tensors viewed in them (``stored``: record name
+    -> its size in bytes), before torch reads them: torch reads a record as a flat storage of the
+    dtype of the first entry naming it (an empty record: zeros of that entry's size), and each
+    entry as a strided view into it, which must fit."""
+    storage_meta = {}
+    for fqn, entry in config["config"].items():
+        record, meta = entry["path_name"], entry["tensor_meta"]
+        if record not in stored:
+            raise PruningError(f"cannot read {label}: not a valid .pt2 program (truncated or corrupt weights: "
+                               f"{quote(record, 40)}, which holds {quote(fqn, 60)}, is missing)")
+        item, have = _element_size(storage_meta.setdefault(record, meta)), stored[record]
+        if have == 0:
+            continue
+        sizes, strides, offset = _layout(meta, label)
+        need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * item
+        if len(sizes) != len(strides):
+            problem = f"holds {quote(fqn, 60)} with {len(sizes)} sizes but {len(strides)} strides"
+        elif have < need:
+            problem = f"holds {have:,} bytes; {quote(fqn, 60)} needs {need:,}"
+        elif have % item:
+            problem = f"holds {have:,} bytes, not a whole number of {item}-byte values"
+        else:
+            continue
+        raise PruningError(f"cannot read {label}: not a valid .pt2 program (truncated or corrupt weights: "
+                           f"{quote(record, 40)} {problem})")
 
 
 @contextmanager
@@ -187,10 +262,14 @@ def check_pt2(path) -> dict:
     if root + "models/model.json" not in members:
         raise PruningError(f"{name} is not a torch.export program (no models/model.json)")
     try:
-        declared = sum(_check_config(json.loads(members[root + config]), rule, name)
-                       for config, rule in _CONFIGS.items() if root + config in members)
+        configs = {config: json.loads(members[root + config]) for config in _CONFIGS if root + config in members}
+        declared = sum(_check_config(config, _CONFIGS[where], name) for where, config in configs.items())
         if declared > MAX_UNPACKED:  # empty records are allocated at their declared size
             raise PruningError(f"{name} declares more than {MAX_UNPACKED / 2**20:.0f} MB of tensors")
+        for where, config in configs.items():
+            folder = root + where.rsplit("/", 1)[0] + "/"
+            _check_records(config, name, {n[len(folder):]: len(data) for n, data in members.items()
+                                          if n.startswith(folder)})
         program = json.loads(members[root + "models/model.json"])
         _check_program_json(program, name)
         program["guards_code"] = []  # exec'd by ExportedProgram.module(); only needed to check inputs

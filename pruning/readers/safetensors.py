@@ -67,8 +67,10 @@ def read_header(path) -> dict:
                 raise _bad(path, "shorter than the 8 bytes that give its header's length")
             n = int.from_bytes(head, "little")
             if n > MAX_HEADER:
-                raise PruningError(f"{name} declares a header of {n / 2**20:.0f} MB; "
-                                   f"the limit is {MAX_HEADER // 2**20} MB")
+                size, cap = f"{n / 2**20:.0f} MB", f"{MAX_HEADER / 2**20:.0f} MB"
+                if size == cap:  # 16 MB + 1 byte: exact counts, not "16 MB; the limit is 16 MB"
+                    size, cap = f"{n:,} bytes", f"{cap} ({MAX_HEADER:,} bytes)"
+                raise PruningError(f"{name} declares a header of {size}; the limit is {cap}")
             if 8 + n > size:
                 raise _bad(path, f"its header of {n} bytes runs past the end of the file ({size} bytes)")
             raw = f.read(n)
