@@ -5,6 +5,7 @@ import math
 import streamlit as st
 
 import pruning
+from pruning.adapter import ADAPTERS
 from pruning.criteria import ALIAS_DOCS
 from pruning.inspect import default_limit, fixed_sparsity
 
@@ -13,7 +14,6 @@ from state import Settings, catalogue, drop_upload, model, register_upload, uplo
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 SHORT_NAMES = {**DATASET_NAMES, "fashion_mnist": "Fashion"}  # for the narrow model picker
-FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 WEIGHT_LABELS = {"final": "trained θf", "init": "initial θ0 (supermask)", "signed-constant": "signed constant"}
 GRANULARITIES = ("weight", "unit", "N:M")
 
@@ -36,7 +36,7 @@ def model_label(row: dict) -> str:
     """e.g. "MNIST · PyTorch · lenet300 · 267k · 98.1%" (dataset, framework, architecture,
     parameters, dense test accuracy)."""
     dataset = SHORT_NAMES.get(row["dataset"], row["dataset"])
-    framework = FRAMEWORK_NAMES.get(row["framework"], row["framework"])
+    framework = ADAPTERS[row["framework"]].label if row["framework"] in ADAPTERS else row["framework"]
     return (f"{dataset} · {framework} · {row['architecture']} · {row['parameters'] / 1000:,.0f}k"
             f" · {row['test_accuracy']:.1%}")
 
@@ -44,7 +44,7 @@ def model_label(row: dict) -> str:
 def sorted_models(rows: list) -> list:
     """Zoo rows grouped by dataset (MNIST, Fashion-MNIST, CIFAR-10), then framework (PyTorch first)."""
     return sorted(rows, key=lambda r: (_rank(DATASET_NAMES, r["dataset"]), r["dataset"],
-                                       _rank(FRAMEWORK_NAMES, r["framework"]), r["name"]))
+                                       _rank(ADAPTERS, r["framework"]), r["name"]))
 
 
 def upload_ui() -> str | None:

@@ -15,7 +15,7 @@ import streamlit as st
 
 import pruning
 from pruning import data
-from pruning.retrain import retrain
+from pruning.retrain import retrain, untrainable
 
 import charts
 import state
@@ -67,9 +67,9 @@ def tab(s: Settings):
     st.markdown("Train the pruned network for a few epochs, with the pruned weights held at exactly zero. "
                 "**Rewind to θ0** gives Frankle & Carbin's *lottery ticket*; **fine-tune** continues from the "
                 "trained weights θf; a **random re-initialisation** with the same mask is the control.")
-    if m.framework == "torch" and not m.info.get("architecture"):
-        st.info("A torch.export program (.pt2) cannot be retrained here: upload a .safetensors state dict of a zoo "
-                "architecture or a .keras model to train it.")
+    why = untrainable(m)
+    if why:
+        st.info(f"This model cannot be retrained here: {why}.")
         return
     missing = _missing_training_data(m.dataset)
     if missing:

@@ -5,7 +5,8 @@ from contextlib import contextmanager
 import streamlit as st
 
 import pruning
-from pruning import data
+from pruning import data, export
+from pruning.adapter import adapter
 
 import charts
 import state
@@ -175,19 +176,13 @@ def export_tab(s: Settings, accuracy: float, n: int):
     stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{granularity}-{s.sparsity * 100:.2f}"
     st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
     cols = st.columns(3)
-    cols[0].download_button("Mask (.npz + metadata)", lambda: state.mask_npz(s), f"{stem}.npz",
-                            "application/octet-stream", key="dl_npz", on_click="ignore")
-    if m.framework == "torch":
-        cols[1].download_button("PyTorch mask (.pt)", lambda: state.torch_mask(s), f"{stem}.pt",
-                                "application/octet-stream", key="dl_pt", on_click="ignore")
-    elif state.keras_export_available():
-        cols[1].download_button("Pruned Keras model (.keras)", lambda: state.keras_model(s), f"{stem}.keras",
-                                "application/octet-stream", key="dl_keras", on_click="ignore")
-        if s.weights != "final":
+    for col, fmt in zip(cols, ("npz", *adapter(m).exports)):
+        col.download_button(export.FORMATS[fmt].doc, lambda fmt=fmt: state.exported(s, fmt),
+                            f"{stem}{export.SUFFIXES[fmt]}", "application/octet-stream", key=f"dl_{fmt}",
+                            on_click="ignore")
+        if fmt in export.HOLDS_WEIGHTS and s.weights != "final":
             trained = state.evaluation(s, "final").accuracy
-            cols[1].caption(f"The Keras model holds the trained weights × mask ({trained:.2%}).")
-    else:
-        cols[1].caption("Keras model export is not available in this version of the engine.")
+            col.caption(f"The Keras model holds the trained weights × mask ({trained:.2%}).")
     cols[2].download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",
                             "text/csv", key="dl_csv", on_click="ignore")
     load = (f"pruning.load_file_model({m.name!r}, {m.dataset!r})" if s.model.startswith(state.UPLOAD)

@@ -197,10 +197,6 @@ def _curves(name: str, criterion: str, scope: str, granularity: str, weights: st
     return found
 
 
-def keras_export_available() -> bool:
-    return hasattr(export, "save_keras_model")
-
-
 def _written(write, suffix: str) -> bytes:
     """Bytes of a file written by an engine function that takes a path."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,17 +205,9 @@ def _written(write, suffix: str) -> bytes:
         return path.read_bytes()
 
 
-def mask_npz(s: Settings) -> bytes:
-    """The mask as .npz with its metadata (reloads with ``pruning.load_mask``)."""
-    return _written(lambda p: pruning.save_mask(mask(s), p), ".npz")
-
-
-def torch_mask(s: Settings) -> bytes:
-    return _written(lambda p: export.save_torch_mask(mask(s), p), ".pt")
-
-
-def keras_model(s: Settings) -> bytes:
-    return _written(lambda p: export.save_keras_model(model(s.model), mask(s), p), ".keras")
+def exported(s: Settings, fmt: str) -> bytes:
+    """The file of one export format (``pruning.export.FORMATS``: npz, torch, keras) for ``s``."""
+    return _written(lambda p: export.FORMATS.get(fmt)(model(s.model), mask(s), p), export.SUFFIXES[fmt])
 
 
 def report_csv(s: Settings) -> bytes:

@@ -39,6 +39,7 @@ from torch.nn.utils import prune as torch_prune  # noqa: E402
 
 import pruning  # noqa: E402
 from pruning import fast, zoo  # noqa: E402
+from pruning.adapter import adapter  # noqa: E402
 from pruning.criteria import CRITERIA  # noqa: E402
 from pruning.inspect import default_limit  # noqa: E402
 from pruning.io import atomic_write  # noqa: E402
@@ -269,7 +270,7 @@ def part_g(repeats: int) -> dict:
     rows = []
     for name in ("mnist-lenet300-torch", "mnist-lenet5-torch", "fmnist-lenet300-torch", "mnist-lenet300-keras"):
         directory = zoo.ZOO / name
-        suffix = zoo.WEIGHT_FILES[zoo.info(name)["framework"]]
+        suffix = adapter(zoo.info(name)["framework"]).suffix
         final, init = directory / f"final{suffix}", directory / f"init{suffix}"
         dataset = zoo.info(name)["dataset"]
         local = pruning.load_file_model(final, dataset, init)

@@ -35,6 +35,11 @@ from .readers.safetensors import safetensors_model
 from .recipes import CIFAR, FASHION, MNIST
 
 FORMATS = {".safetensors": "safetensors", ".pt2": "pt2", ".keras": "keras"}
+READERS = {  # format -> (the adapter its models use, reader(name, info, path, init_path, architecture))
+    "safetensors": ("torch", safetensors_model),
+    "pt2": ("torch", lambda name, info, path, init_path, architecture: pt2_model(name, info, path, init_path)),
+    "keras": ("keras", lambda name, info, path, init_path, architecture: keras_model(name, info, path, init_path)),
+}
 PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".dill"}
 PREPROCESSING = {"mnist": MNIST, "fashion_mnist": FASHION, "cifar10": CIFAR}
 ADVICE = ("upload a .safetensors state dict (safetensors.torch.save_file(model.state_dict(), path)), "
@@ -140,15 +145,11 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
         raise PruningError(f"the init file must have the model file's format ({Path(path).suffix})")
     name = name or Path(path).name
     suffix = Path(path).suffix.lower()
-    info = {"name": name, "framework": "keras" if fmt == "keras" else "torch", "dataset": dataset,
+    framework, read = READERS[fmt]
+    info = {"name": name, "framework": framework, "dataset": dataset,
             "architecture": None, "preprocessing": PREPROCESSING[dataset], "source": "uploaded file",
             "sha256": {f"{w}{suffix}": sha256(p) for w, p in (("final", path), ("init", init_path)) if p}}
-    if fmt == "safetensors":
-        model = safetensors_model(name, info, path, init_path, architecture)
-    elif fmt == "pt2":
-        model = pt2_model(name, info, path, init_path)
-    else:
-        model = keras_model(name, info, path, init_path)
+    model = read(name, info, path, init_path, architecture)
     if not model.specs:
         raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
     check_forward(model)

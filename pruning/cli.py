@@ -6,10 +6,12 @@ import sys
 
 from .criteria import ALIASES, CRITERIA
 from . import cli_train
+from .adapter import adapter
 from .errors import PruningError
+from .export import FORMATS
 from .evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
-from .masks import load, report, save
+from .masks import load, report
 from .prune import compute_mask
 from .selection import SCOPES, check_whole
 from .sweep import sweep, to_csv, write_csv
@@ -71,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     _mask_options(p)
     p.add_argument("--strategy", default="large_final", help=strategies)
     p.add_argument("--sparsity", default=None)
-    p.add_argument("--format", default="npz", choices=("npz", "torch", "keras"))
+    p.add_argument("--format", default="npz", choices=list(FORMATS))
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
@@ -180,16 +182,7 @@ def cmd_sweep(args, out):
 def cmd_export(args, out):
     check_regular(args.out)
     model, mask = _mask(args, args.strategy, args.sparsity)
-    if args.format == "npz":
-        save(mask, args.out)
-    elif args.format == "torch":
-        from .export import save_torch_mask
-
-        save_torch_mask(mask, args.out)
-    else:
-        from .export import save_keras_model
-
-        save_keras_model(model, mask, args.out)
+    FORMATS.get(args.format)(model, mask, args.out)
     print(f"wrote {args.out}: {args.strategy} mask of {model.name} at sparsity {mask.meta['sparsity']:.4f}",
           file=out)
 
@@ -199,11 +192,8 @@ def cmd_train(args, out):
 
     if args.name not in RECIPES:
         raise PruningError(f"unknown model {args.name!r}; choose one of: {', '.join(RECIPES)}")
-    if RECIPES[args.name]["framework"] == "torch":
-        from .train_torch import train_zoo_model
-    else:
-        from .train_keras import train_zoo_model
-    train_zoo_model(args.name, log=lambda line: print(line, file=out, flush=True))
+    trainer = adapter(RECIPES[args.name]["framework"]).training()
+    trainer.train_zoo_model(args.name, log=lambda line: print(line, file=out, flush=True))
 
 
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,

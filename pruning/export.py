@@ -1,20 +1,38 @@
-"""Export a mask for use outside this tool: a PyTorch mask dict, or a pruned Keras model."""
+"""Export a mask for use outside this tool: the mask as .npz, a PyTorch mask dict, or a pruned
+Keras model.  ``FORMATS`` holds each format as ``write(model, mask, path)``; an adapter
+(``adapter.py``) lists the formats its models offer besides .npz."""
 
 import os
 from pathlib import Path
 import shutil
 import tempfile
 
+from .adapter import ADAPTERS, adapter
 from .errors import PruningError
 from .io import atomic_write
+from .registry import Registry
+
+FORMATS = Registry("export format")
+SUFFIXES = {"npz": ".npz", "torch": ".pt", "keras": ".keras"}
+HOLDS_WEIGHTS = {"keras"}  # formats that hold the (trained) weights, not only the mask
 
 
 def _check_framework(mask: dict, framework: str, fmt: str) -> None:
     made_for = getattr(mask, "meta", {}).get("framework", framework)
     if made_for != framework:
         model = getattr(mask, "meta", {}).get("model", "?")
+        offered = ", ".join([*ADAPTERS.get(made_for).exports, "npz"]) if made_for in ADAPTERS else "npz"
         raise PruningError(f"--format {fmt} needs a {framework} model, but {model} is a {made_for} model; "
-                           f"use --format {'keras' if made_for == 'keras' else 'torch'} or npz")
+                           f"use --format {offered}")
+
+
+def check_format(model, fmt: str) -> str:
+    """``fmt`` if ``model`` offers it (npz always), else a PruningError naming what it offers."""
+    offered = ("npz", *adapter(model).exports)
+    if fmt not in offered:
+        raise PruningError(f"--format {fmt} is not available for {model.name}, a {adapter(model).label} model; "
+                           f"use --format {' or '.join(offered)}")
+    return fmt
 
 
 def save_torch_mask(mask: dict, path) -> None:
@@ -36,9 +54,7 @@ def save_keras_model(model, mask: dict, path) -> None:
     """The Keras ``model`` with its final weights times ``mask`` (pruned weights exactly zero), as a
     self-contained .keras file: ``keras.saving.load_model(path)`` scores what
     ``pruning.evaluate(model, mask)`` reports.  Fine-tune it with ``keras_callback.MaskCallback``."""
-    if model.framework != "keras":
-        raise PruningError(f"--format keras needs a Keras model, but {model.name} is a {model.framework} model; "
-                           f"use --format torch or npz")
+    check_format(model, "keras")
     if not str(path).endswith(".keras"):
         raise PruningError(f"a Keras model file must end in .keras, got {path}")
     from .evaluate import masked_weights
@@ -62,3 +78,21 @@ def save_keras_model(model, mask: dict, path) -> None:
             Path(tmp).unlink(missing_ok=True)
 
     atomic_write(path, write)
+
+
+@FORMATS.register("npz", "Mask (.npz + metadata)")
+def npz(model, mask, path) -> None:
+    from .masks import save
+
+    save(mask, path)
+
+
+@FORMATS.register("torch", "PyTorch mask (.pt)")
+def torch_mask(model, mask, path) -> None:
+    check_format(model, "torch")
+    save_torch_mask(mask, path)
+
+
+@FORMATS.register("keras", "Pruned Keras model (.keras)")
+def keras_model(model, mask, path) -> None:
+    save_keras_model(model, mask, path)

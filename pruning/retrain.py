@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from .adapter import adapter
 from .errors import PruningError
 from .masks import Mask, report
 from .schedules import Dynamic, PolynomialDecay
@@ -34,16 +35,17 @@ class Run:
 
 
 def _backend(model):
-    """The framework's training glue: ``start_state`` and ``train_masked``."""
-    if model.framework == "torch":
-        from . import train_torch
+    """The framework's training glue (``start_state``, ``train_masked``), from its adapter."""
+    backend = adapter(model).training()
+    why = backend.untrainable(model)
+    if why:
+        raise PruningError(f"{model.name} cannot be trained here: {why}")
+    return backend
 
-        return train_torch
-    if model.framework == "keras":
-        from . import train_keras
 
-        return train_keras
-    raise PruningError(f"training in the loop supports PyTorch and Keras models; {model.name!r} is {model.framework}")
+def untrainable(model) -> str | None:
+    """Why ``model`` cannot be trained in the loop (None when it can), as its adapter says."""
+    return adapter(model).training().untrainable(model)
 
 
 def _epochs(model, epochs):

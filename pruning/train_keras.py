@@ -19,6 +19,11 @@ from .recipes import RECIPES
 from .zoo import ZOO
 
 
+def untrainable(model) -> str | None:
+    """Any Keras model can be trained: the network is rebuilt from its own file."""
+    return None
+
+
 def torch_initial_state(torch_name: str, seed: int | None = None) -> dict:
     """θ0 of a PyTorch zoo model as numpy arrays, state_dict names (deterministic from its seed)."""
     from .train_torch import initial_module

@@ -18,6 +18,13 @@ from .torch_nets import INITS
 from .zoo import ZOO
 
 
+def untrainable(model) -> str | None:
+    """Training rebuilds the network from its zoo architecture: a torch.export program has none."""
+    if not model.info.get("architecture"):
+        return "a torch.export program (.pt2) cannot be retrained: use a .safetensors state dict of a zoo architecture"
+    return None
+
+
 def initial_module(recipe: dict) -> torch.nn.Module:
     """θ0: the architecture initialised from the recipe's seed (the same on every machine)."""
     torch.manual_seed(recipe["seed"])

@@ -4,10 +4,10 @@ from functools import lru_cache
 import json
 from pathlib import Path
 
+from .adapter import adapter
 from .errors import PruningError
 
 ZOO = Path(__file__).resolve().parent.parent / "pretrained"
-WEIGHT_FILES = {"torch": ".safetensors", "keras": ".keras"}
 
 
 def names() -> list:
@@ -44,13 +44,6 @@ def load_model(name: str):
 @lru_cache(maxsize=None)
 def _load(name: str):
     meta = info(name)
-    directory = ZOO / name
-    suffix = WEIGHT_FILES[meta["framework"]]
-    files = {p.name[: -len(suffix)]: p for p in sorted(directory.glob(f"*{suffix}"))}
-    if meta["framework"] == "torch":
-        from .torch_model import TorchModel
-
-        return TorchModel(name, meta, files)
-    from .keras_model import KerasModel
-
-    return KerasModel(name, meta, files)
+    how = adapter(meta["framework"])
+    files = {p.name[: -len(how.suffix)]: p for p in sorted((ZOO / name).glob(f"*{how.suffix}"))}
+    return how.load(name, meta, files)

@@ -46,7 +46,7 @@ def arguments(name: str, out: str) -> list:
 
 def run(name: str, log=print) -> dict:
     """Write pretrained/<name>/sweep.csv and sweep.json; returns the sweep.json record."""
-    framework = info(name)["framework"]  # an unknown name raises PruningError
+    info(name)  # an unknown name raises PruningError
     from .train_torch import _hardware
 
     start = time.perf_counter()
@@ -56,10 +56,8 @@ def run(name: str, log=print) -> dict:
               "rows": math.prod(len(axis) for axis in grid(name)),  # identical masks are evaluated once
               "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
-    if framework == "torch":
-        import torch
-
-        record["torch_threads"] = torch.get_num_threads()
+    if "torch" in sys.modules:  # PyTorch did the work (a PyTorch model) or stood by
+        record["torch_threads"] = sys.modules["torch"].get_num_threads()
     atomic_write(ZOO / name / "sweep.json", lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     if log:
         log(f"{name}: {record['rows']} rows in {record['wall_time_s']}s")

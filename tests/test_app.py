@@ -147,7 +147,7 @@ def test_export_reloads_to_the_same_mask_and_accuracy():
     import state  # the app's cached wrappers work outside a running app too
 
     s = state.Settings(MODEL, "large_final", "global", "weight", 0.9)
-    mask = pruning.load_mask(io.BytesIO(state.mask_npz(s)), pruning.load_model(MODEL))
+    mask = pruning.load_mask(io.BytesIO(state.exported(s, "npz")), pruning.load_model(MODEL))
     expected = state.mask(s)
     assert set(mask) == set(expected) and all(np.array_equal(mask[k], expected[k]) for k in mask)
     assert mask.meta["sparsity"] == pytest.approx(0.9)
@@ -156,7 +156,7 @@ def test_export_reloads_to_the_same_mask_and_accuracy():
     csv = state.report_csv(s).decode().splitlines()
     assert csv[0].startswith("name,shape") and len(csv) == 1 + len(mask)
     torch = pytest.importorskip("torch")
-    tensors = torch.load(io.BytesIO(state.torch_mask(s)), weights_only=True)
+    tensors = torch.load(io.BytesIO(state.exported(s, "torch")), weights_only=True)
     assert all(np.array_equal(tensors[k].numpy(), expected[k]) for k in expected)
 
 
@@ -195,7 +195,7 @@ def test_keras_model_and_its_export(tmp_path):
     assert [b.label for b in app.get("download_button")][1].startswith("Pruned Keras model")
     s = state.Settings(name, "large_final", "layer", "weight", 0.896)
     path = tmp_path / "pruned.keras"
-    path.write_bytes(state.keras_model(s))
+    path.write_bytes(state.exported(s, "keras"))
     from pruning.byo import load_file_model
 
     reloaded = load_file_model(path, "mnist")

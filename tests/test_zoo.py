@@ -63,7 +63,7 @@ def test_model_loads(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_sha256_matches_files(name):
     recorded = info(name)["sha256"]
-    suffix = pruning.zoo.WEIGHT_FILES[info(name)["framework"]]
+    suffix = pruning.adapter.adapter(info(name)["framework"]).suffix
     on_disk = sorted(p.name for p in (ZOO / name).glob(f"*{suffix}"))
     assert sorted(recorded) == on_disk, "every weight file is recorded, and only those"
     for filename, digest in recorded.items():

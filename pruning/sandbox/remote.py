@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import byo
 from ..data import check_name
+from ..adapter import adapter
 from ..errors import PruningError
 from ..io import sha256
 from ..selection import TensorSpec
@@ -89,7 +90,7 @@ class RemoteModel:
         self.specs = _specs(reply)
         self.states = _states(arrays, self.specs)
         self.output_name = reply.get("output_name") if reply.get("output_name") in self.specs else list(self.specs)[-1]
-        self.framework = "keras" if reply.get("framework") == "keras" else "torch"
+        self.framework = adapter(str(reply.get("framework"))[:20]).framework
         total, prunable = (reply.get("parameters") or [0, 0])[:2]
         info = reply.get("info") if isinstance(reply.get("info"), dict) else {}
         self.info = {"name": name, "framework": self.framework, "dataset": dataset, "source": "uploaded file",
@@ -147,7 +148,7 @@ class RemoteModel:
 
     def keras_bytes(self, prunable: dict) -> bytes:
         """The pruned Keras model as a .keras file, written by the worker."""
-        out = self._call({"op": "keras"}, prunable, "the Keras export")
+        out = self._call({"op": "keras_file"}, prunable, "the Keras export")
         data = out.get("file")
         if data is None or data.dtype != np.uint8 or data.ndim != 1:
             raise PruningError("the worker's answer is malformed (file)")

@@ -13,7 +13,7 @@ It serves one request at a time on stdin/stdout (``wire.py``: JSON + raw arrays,
               weight sets and notes; the model stays here under ``key``
     prepare   {key, input} + x (uint8 images)  -> nothing; the prepared batch stays here
     logits    {key, input, base} + the prunable tensors -> logits (n, classes)
-    keras     {key} + the prunable tensors -> the pruned model as .keras bytes
+    keras_file {key} + the prunable tensors -> the pruned model as .keras bytes
     forget    {key} -> nothing
 
 A failed request answers ``{"error": one line}``; after running out of memory (or any error that
@@ -128,7 +128,7 @@ class Worker:
                 return {"missing": "input"}, {}
             out = model.logits(arrays, header["base"], x)
             return {}, {"logits": np.ascontiguousarray(out, np.float32)}
-        if op == "keras":
+        if op == "keras_file":
             return {}, {"file": self.keras_bytes(model, arrays)}
         if op == "retrain":
             return self.retrain(model, header, arrays)
