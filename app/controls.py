@@ -5,9 +5,9 @@ import math
 import streamlit as st
 
 import pruning
-from pruning.adapter import ADAPTERS
-from pruning.criteria import ALIAS_DOCS
-from pruning.inspect import default_limit, fixed_sparsity
+from pruning.models.adapter import ADAPTERS
+from pruning.core.criteria import ALIAS_DOCS
+from pruning.core.inspect import default_limit, fixed_sparsity
 
 from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
 

@@ -1,5 +1,5 @@
 """The "What this pruning buys" section: file size dense vs compressed sparse, and the measured
-inference time of the dense model vs the pruned one on the fast path (pruning.fast).
+inference time of the dense model vs the pruned one on the fast path (pruning.models.torch_fast).
 
 Drawn in a collapsed expander whose content runs only while it is open, so the live slider
 path does not pay for it.
@@ -7,7 +7,7 @@ path does not pay for it.
 
 import streamlit as st
 
-from pruning import fast
+from pruning.models import torch_fast as fast
 
 import state
 from state import Settings

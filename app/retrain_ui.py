@@ -1,7 +1,7 @@
 """The Retrain tab: train the current mask for a few epochs from θ0 (the lottery ticket), from θf
 (fine-tuning) and from a random re-initialisation, live, and compare the runs.
 
-Training runs in this session's script thread (``pruning.retrain.retrain``); after every epoch
+Training runs in this session's script thread (``pruning.training.retrain.retrain``); after every epoch
 the engine calls back and the progress bar and the chart are redrawn.  A click on Cancel (or on
 any other control) makes Streamlit end this script run at that redraw, so training stops at the
 end of the current epoch and the epochs done stay on the page.  Each job is a dict in
@@ -15,7 +15,7 @@ import streamlit as st
 
 import pruning
 from pruning import data
-from pruning.retrain import retrain, untrainable
+from pruning.training.retrain import retrain, untrainable
 
 import charts
 import state

@@ -5,8 +5,9 @@ from contextlib import contextmanager
 import streamlit as st
 
 import pruning
-from pruning import data, export
-from pruning.adapter import adapter
+from pruning import data
+from pruning.models import export
+from pruning.models.adapter import adapter
 
 import charts
 import state
@@ -188,5 +189,5 @@ def export_tab(s: Settings, accuracy: float, n: int):
     load = (f"pruning.load_file_model({m.name!r}, {m.dataset!r})" if s.model.startswith(state.UPLOAD)
             else f"pruning.load_model({s.model!r})")
     st.code(f"import pruning\nmodel = {load}\nmask = pruning.load_mask({stem + '.npz'!r}, model)\n"
-            f"pruning.evaluate(model, mask, weights={s.weights!r}, limit={s.limit!r}).accuracy  # {accuracy:.4f}",
+            f"pruning.core.evaluate(model, mask, weights={s.weights!r}, limit={s.limit!r}).accuracy  # {accuracy:.4f}",
             language="python")

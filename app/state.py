@@ -15,8 +15,11 @@ from typing import NamedTuple
 import streamlit as st
 
 import pruning
-from pruning import byo, data, export, inspect, sandbox
-from pruning.prune import resolve_strategy
+from pruning.uploads import byo, sandbox
+from pruning import data
+from pruning.models import export
+from pruning.core import inspect
+from pruning.core.prune import resolve_strategy
 
 
 class Settings(NamedTuple):
@@ -75,7 +78,7 @@ def _secret() -> bytes:
 def register_upload(final, init, dataset: str) -> str:
     """Check and load an uploaded model file (and optional θ0 file) into this session; its name for
     ``Settings``.  The file is read and run only in this session's sandboxed worker process
-    (``pruning.sandbox``).  Raises PruningError (one line) for a refused or broken file."""
+    (``pruning.uploads.sandbox``).  Raises PruningError (one line) for a refused or broken file."""
     parts = [_secret(), final.getvalue(), init.getvalue() if init else b"-", dataset.encode()]
     name = UPLOAD + hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
     mine = _uploads()
@@ -93,7 +96,7 @@ def register_upload(final, init, dataset: str) -> str:
 
 def drop_upload(name: str) -> None:
     """Discard one of this session's uploads (replaced or removed): its files, the engine caches
-    that would keep it alive (``pruning.byo.forget``), and the session's worker once none is left."""
+    that would keep it alive (``pruning.uploads.byo.forget``), and the session's worker once none is left."""
     dropped = _uploads().pop(name, None)
     if dropped is not None:
         dropped[0].close()
@@ -206,7 +209,7 @@ def _written(write, suffix: str) -> bytes:
 
 
 def exported(s: Settings, fmt: str) -> bytes:
-    """The file of one export format (``pruning.export.FORMATS``: npz, torch, keras) for ``s``."""
+    """The file of one export format (``pruning.models.export.FORMATS``: npz, torch, keras) for ``s``."""
     return _written(lambda p: export.FORMATS.get(fmt)(model(s.model), mask(s), p), export.SUFFIXES[fmt])
 
 

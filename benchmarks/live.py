@@ -4,7 +4,7 @@
 
 a  live latency (compute_mask + evaluate on the full test set) of every zoo model (CIFAR models,
    once trained, on the explorer's CPU subset and the full set) vs its dense forward pass, the
-   fast path (pruning.fast), torch.nn.utils.prune.global_unstructured + evaluation, and a FLOP
+   fast path (pruning.models.torch_fast), torch.nn.utils.prune.global_unstructured + evaluation, and a FLOP
    lower bound from the measured matrix-multiply throughput; plus the CSR crossover.
 b  lottery-ticket-pruner calc_prune_mask + model.evaluate (benchmarks/.venv-legacy, a subprocess)
 c  sweep throughput: 10 criteria x 20 sparsities on LeNet-300-100
@@ -38,14 +38,14 @@ import torch  # noqa: E402
 from torch.nn.utils import prune as torch_prune  # noqa: E402
 
 import pruning  # noqa: E402
-from pruning import fast, zoo  # noqa: E402
-from pruning.adapter import adapter  # noqa: E402
-from pruning.criteria import CRITERIA  # noqa: E402
-from pruning.inspect import default_limit  # noqa: E402
+from pruning.models import torch_fast as fast, zoo  # noqa: E402
+from pruning.models.adapter import adapter  # noqa: E402
+from pruning.core.criteria import CRITERIA  # noqa: E402
+from pruning.core.inspect import default_limit  # noqa: E402
 from pruning.io import atomic_write  # noqa: E402
-from pruning.prune import ranking  # noqa: E402
+from pruning.core.prune import ranking  # noqa: E402
 
-E = sys.modules["pruning.evaluate"]
+E = sys.modules["pruning.core.evaluate"]
 LEGACY = ROOT / "benchmarks" / ".venv-legacy" / "bin" / "python"
 SPARSITIES = (0.5, 0.9, 0.98, 0.99)
 
@@ -96,7 +96,7 @@ def forward_flops(model) -> int:
 def torch_prune_path(model, sparsity: float, limit, y):
     """torch.nn.utils.prune.global_unstructured (L1) on a copy of the module with θf, then evaluate
     the same images as a PyTorch user would: pixels in [0, 1], the network normalising them."""
-    from pruning.torch_model import to_input
+    from pruning.models.torch_model import to_input
 
     x = to_input(pruning.data.load(model.dataset, "test")[0][E.inputs(model, limit)[2]])
     module = copy.deepcopy(model._module)

@@ -6,20 +6,28 @@
     pruning.evaluate(model, mask, weights="final").accuracy
     pruning.save_mask(mask, "mask.npz"); pruning.load_mask("mask.npz", model)
 
+Where things are (each package's docstring says more):
+    core/         the framework-free engine: criteria, selection, masks, compute_mask, evaluate
+    models/       the model-adapter contract (models/adapter.py), the PyTorch/Keras/.pt2 adapters, the zoo
+    training/     zoo training recipes and glue, and the retraining backend (lottery tickets, IMP)
+    experiments/  pruning.sweep (with a pluggable executor), reproductions, the zoo's sweep tables
+    uploads/      users' model files: hardened readers and the sandboxed worker for web uploads
+    cli.py        python -m pruning ...;  data.py  the datasets
+
 Nothing here imports Streamlit; PyTorch and TensorFlow are imported only by their adapters.
 """
 
-from .byo import load_file_model
-from .criteria import ALIASES, CRITERIA
+from .uploads.byo import load_file_model
+from .core.criteria import ALIASES, CRITERIA
 from .errors import DatasetUnavailable, PruningError
-from .evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
-from .masks import Mask, report
-from .prune import compute_mask
-from .sandbox import load_upload
-from .selection import SCOPES
-from .sweep import sweep
-from .zoo import catalogue, load_model
-from . import masks as _masks
+from .core.evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
+from .core.masks import Mask, report
+from .core.prune import compute_mask
+from .uploads.sandbox import load_upload
+from .core.selection import SCOPES
+from .experiments.sweep import sweep
+from .models.zoo import catalogue, load_model
+from .core import masks as _masks
 
 
 def save_mask(mask, path) -> None:

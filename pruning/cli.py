@@ -4,18 +4,18 @@ import argparse
 import json
 import sys
 
-from .criteria import ALIASES, CRITERIA
+from .core.criteria import ALIASES, CRITERIA
 from . import cli_train
-from .adapter import adapter
+from .models.adapter import adapter
 from .errors import PruningError
-from .export import FORMATS
-from .evaluate import WEIGHT_SETS, check_weights, evaluate
+from .models.export import FORMATS
+from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
-from .masks import load, report
-from .prune import compute_mask
-from .selection import SCOPES, check_whole
-from .sweep import sweep, to_csv, write_csv
-from .zoo import catalogue, load_model
+from .core.masks import load, report
+from .core.prune import compute_mask
+from .core.selection import SCOPES, check_whole
+from .experiments.sweep import sweep, to_csv, write_csv
+from .models.zoo import catalogue, load_model
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -97,7 +97,7 @@ def _model(args):
     for path in (args.model_file, args.init_file):
         if path is not None:
             check_regular(path, "read")  # a FIFO or a device would block or never end
-    from .byo import load_file_model
+    from .uploads.byo import load_file_model
 
     return load_file_model(args.model_file, args.dataset, args.init_file)
 
@@ -188,7 +188,7 @@ def cmd_export(args, out):
 
 
 def cmd_train(args, out):
-    from .recipes import RECIPES
+    from .training.recipes import RECIPES
 
     if args.name not in RECIPES:
         raise PruningError(f"unknown model {args.name!r}; choose one of: {', '.join(RECIPES)}")

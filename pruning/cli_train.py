@@ -4,10 +4,10 @@ import json
 
 from .errors import PruningError
 from .io import atomic_write, check_regular
-from .prune import compute_mask
-from .retrain import REWINDS, dynamic, gradual, imp, retrain
-from .selection import MAX_WHOLE, check_fraction, check_whole
-from .zoo import load_model
+from .core.prune import compute_mask
+from .training.retrain import REWINDS, dynamic, gradual, imp, retrain
+from .core.selection import MAX_WHOLE, check_fraction, check_whole
+from .models.zoo import load_model
 
 
 def add_parsers(sub):
@@ -43,7 +43,7 @@ def add_parsers(sub):
     p.add_argument("--rate", default=0.17)
     p.add_argument("--json", action="store_true")
 
-    from .reproduce import EXPERIMENTS
+    from .experiments.reproduce import EXPERIMENTS
 
     p = sub.add_parser("reproduce", help="re-run a published experiment: " + ", ".join(EXPERIMENTS))
     p.add_argument("name")
@@ -112,7 +112,7 @@ def cmd_gradual(args, out):
 
 
 def cmd_reproduce(args, out):
-    from .reproduce import EXPERIMENTS, run
+    from .experiments.reproduce import EXPERIMENTS, run
 
     EXPERIMENTS.get(args.name)  # an unknown name or output fails before any work
     if args.out:

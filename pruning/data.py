@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetUnavailable, PruningError
-from .selection import check_whole
+from .core.selection import check_whole
 
 DATASETS = {
     "mnist": {"shape": (28, 28), "classes": 10},

@@ -1,4 +1,4 @@
-"""The model-adapter contract (pruning/adapter.py): every adapter gives a ``Model``, and nothing
+"""The model-adapter contract (pruning/models/adapter.py): every adapter gives a ``Model``, and nothing
 outside the adapters branches on the framework name."""
 
 from pathlib import Path
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.adapter import ADAPTERS, Model, adapter
+from pruning.models.adapter import ADAPTERS, Model, adapter
 
 ROOT = Path(pruning.__file__).resolve().parent.parent
 # The adapters (and the format-specific readers of uploaded files) may know their framework.
 ADAPTER_FILES = {"adapter.py", "torch_model.py", "keras_model.py", "pt2_model.py", "train_torch.py", "train_keras.py",
-                 "torch_nets.py", "keras_nets.py", "keras_callback.py", "fast.py"}
+                 "torch_nets.py", "keras_nets.py", "keras_callback.py", "torch_fast.py"}
 BRANCH = re.compile(r"""framework["']?\]?\s*[!=]=|[!=]=\s*["'](torch|keras)["']|framework\s+(not\s+)?in\s+[(\[{]""")
 
 

@@ -63,7 +63,7 @@ import pytest
 from hostile import Marker
 
 import pruning
-from pruning.sandbox import Limits, Pool
+from pruning.uploads.sandbox import Limits, Pool
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER = "adversary"

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import pruning
 from pruning import data
-from pruning.inspect import default_limit
+from pruning.core.inspect import default_limit
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MODEL = "mnist-lenet300-torch"
@@ -196,7 +196,7 @@ def test_keras_model_and_its_export(tmp_path):
     s = state.Settings(name, "large_final", "layer", "weight", 0.896)
     path = tmp_path / "pruned.keras"
     path.write_bytes(state.exported(s, "keras"))
-    from pruning.byo import load_file_model
+    from pruning.uploads.byo import load_file_model
 
     reloaded = load_file_model(path, "mnist")
     assert pruning.evaluate(reloaded).accuracy == pytest.approx(state.evaluation(s).accuracy, abs=1e-4)

@@ -1,11 +1,11 @@
-"""The explorer's "What this pruning buys" section shows the engine's numbers (pruning.fast)."""
+"""The explorer's "What this pruning buys" section shows the engine's numbers (pruning.models.torch_fast)."""
 
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 import pruning
-from pruning import fast
+from pruning.models import torch_fast as fast
 
 APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
 MODEL = "mnist-lenet300-torch"

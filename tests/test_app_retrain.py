@@ -1,6 +1,6 @@
 """The explorer's Retrain tab (AppTest) and per-session uploads.
 
-The tab trains the sidebar's mask with ``pruning.retrain.retrain``; on a CPU with one thread the
+The tab trains the sidebar's mask with ``pruning.training.retrain.retrain``; on a CPU with one thread the
 engine is deterministic for a seed, so the page shows exactly the engine's numbers.
 """
 
@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import pruning
 from pruning import data
-from pruning.retrain import retrain
+from pruning.training.retrain import retrain
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MODEL = "mnist-lenet300-torch"

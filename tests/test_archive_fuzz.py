@@ -1,4 +1,4 @@
-"""Fuzzing readers/archive.py and masks.load with random, mutated and truncated zips: a
+"""Fuzzing uploads/readers/archive.py and masks.load with random, mutated and truncated zips: a
 PruningError (one line) or a result comes out, never another exception, and quickly."""
 
 import io
@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import numpy as np
 
 import pruning
-from pruning import masks
-from pruning.readers.archive import read_zip
+from pruning.core import masks
+from pruning.uploads.readers.archive import read_zip
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 

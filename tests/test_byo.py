@@ -1,4 +1,4 @@
-"""Bring your own model (pruning/byo.py): formats, refusals, shape checks, NaN weights, uploads."""
+"""Bring your own model (pruning/uploads/byo.py): formats, refusals, shape checks, NaN weights, uploads."""
 
 import importlib
 import io
@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 import pruning
-from pruning import byo
-from pruning.torch_nets import LeNet5
+from pruning.uploads import byo
+from pruning.models.torch_nets import LeNet5
 
-ZOO = pruning.zoo.ZOO / "mnist-lenet300-torch"
+ZOO = pruning.models.zoo.ZOO / "mnist-lenet300-torch"
 
 
 class Tiny(nn.Module):
@@ -99,7 +99,7 @@ def test_architecture_recognised_from_keys_and_shapes(tmp_path):
     save_file(state, tmp_path / "l5.safetensors")
     model = byo.load_file_model(tmp_path / "l5.safetensors", "fashion_mnist")
     assert model.info["architecture"] == "lenet5" and "init" not in model.states
-    assert model.info["preprocessing"] == pruning.recipes.FASHION
+    assert model.info["preprocessing"] == pruning.training.recipes.FASHION
     refused(tmp_path / "l5.safetensors", "does not match architecture lenet300: unexpected `conv1", architecture="lenet300")
     refused(tmp_path / "l5.safetensors", "unknown architecture 'vgg'", architecture="vgg")
 
@@ -304,8 +304,8 @@ def test_load_upload(files, monkeypatch, tmp_path):
     directory = Path(model.files["final"]).parent.parent
     assert pruning.evaluate(model, pruning.compute_mask(model, "movement", 0.5), limit=50).n == 50
     byo.forget()
-    evaluate_module = importlib.import_module("pruning.evaluate")  # pruning.evaluate is the function
-    assert pruning.prune.ranking.cache_info().currsize == 0 and evaluate_module.inputs.cache_info().currsize == 0
+    evaluate_module = importlib.import_module("pruning.core.evaluate")  # pruning.evaluate is the function
+    assert pruning.core.prune.ranking.cache_info().currsize == 0 and evaluate_module.inputs.cache_info().currsize == 0
     model.close()
     assert not directory.exists()
     with pytest.raises(pruning.PruningError, match="is a pickle file"):
@@ -403,7 +403,7 @@ def test_pt2_declaring_huge_tensors_is_refused(files, tmp_path):
 def test_pt2_graphs_calling_io_or_non_aten_operators_are_refused(op):
     from types import SimpleNamespace
 
-    from pruning.pt2_model import check_graph
+    from pruning.models.pt2_model import check_graph
 
     graph = torch.fx.Graph()
     graph.output(graph.call_function(op, (graph.placeholder("x"),)))
@@ -412,13 +412,13 @@ def test_pt2_graphs_calling_io_or_non_aten_operators_are_refused(op):
 
 
 def test_resnet20_state_dict_for_cifar10(tmp_path):
-    from pruning.torch_nets import ResNet20
+    from pruning.models.torch_nets import ResNet20
 
     state = {k: v.numpy() for k, v in ResNet20().state_dict().items() if not k.endswith("num_batches_tracked")}
     save_file(state, tmp_path / "r20.safetensors")  # without the optional batch counters
     model = byo.load_file_model(tmp_path / "r20.safetensors", "cifar10")
     assert model.info["architecture"] == "resnet20" and model.output_name == "fc.weight"
-    assert model.info["preprocessing"] == pruning.recipes.CIFAR and len(model.specs) == 20
+    assert model.info["preprocessing"] == pruning.training.recipes.CIFAR and len(model.specs) == 20
     refused(tmp_path / "r20.safetensors", r"cannot run on a mnist image of shape \(28, 28\)")
 
 

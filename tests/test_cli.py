@@ -62,7 +62,7 @@ def test_sweep_csv(tmp_path):
 
 
 def test_sweep_evaluates_identical_masks_once(tmp_path, monkeypatch):
-    engine = sys.modules["pruning.sweep"]  # pruning.sweep is the function
+    engine = sys.modules["pruning.experiments.sweep"]  # pruning.sweep is the function
     calls = []
     real = engine.evaluate
     monkeypatch.setattr(engine, "evaluate", lambda *a, **k: calls.append(k["weights"]) or real(*a, **k))
@@ -122,13 +122,13 @@ def test_unwritable_output_leaves_no_file(tmp_path, capsys):
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    import pruning.masks
+    import pruning.core.masks
 
     def boom(f, **arrays):
         f.write(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pruning.masks.np, "savez_compressed", boom)
+    monkeypatch.setattr(pruning.core.masks.np, "savez_compressed", boom)
     with pytest.raises(KeyboardInterrupt):
         pruning.save_mask(pruning.Mask({"a": np.ones(3, bool)}), tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import pruning
 from pruning.cli import main
 
 MODEL = "mnist-lenet300-torch"
-ZOO = pruning.zoo.ZOO / MODEL
+ZOO = pruning.models.zoo.ZOO / MODEL
 FILE = ["--model-file", str(ZOO / "final.safetensors"), "--dataset", "mnist"]
 WITH_INIT = [*FILE, "--init-file", str(ZOO / "init.safetensors")]
 
@@ -128,15 +128,15 @@ def test_hostile_mask_files_are_clear_errors(tmp_path, monkeypatch, capsys):
     shapes = {n: s.shape for n, s in model.specs.items()}
     np.save(tmp_path / "m.npy", np.ones(3, bool))  # not an .npz at all
     with pytest.raises(pruning.PruningError, match="not a valid .npz mask"):
-        pruning.masks.load(tmp_path / "m.npy", shapes)
+        pruning.core.masks.load(tmp_path / "m.npy", shapes)
     np.savez(tmp_path / "meta.npz", __meta__=np.array("[1, 2]"), **{n: np.ones(s, bool) for n, s in shapes.items()})
     with pytest.raises(pruning.PruningError, match="__meta__ is not a JSON object"):
-        pruning.masks.load(tmp_path / "meta.npz", shapes)
+        pruning.core.masks.load(tmp_path / "meta.npz", shapes)
     mask = pruning.compute_mask(model, "large_final", 0.5)
     pruning.save_mask(mask, tmp_path / "ok.npz")
     with open(tmp_path / "ok.npz", "rb") as f:  # an uploaded file object works too
-        assert pruning.masks.load(io.BytesIO(f.read()), shapes).meta["strategy"] == "large_final"
-    monkeypatch.setattr(pruning.masks, "MAX_UNPACKED", 1000)  # a zip bomb: refused before decompressing
+        assert pruning.core.masks.load(io.BytesIO(f.read()), shapes).meta["strategy"] == "large_final"
+    monkeypatch.setattr(pruning.core.masks, "MAX_UNPACKED", 1000)  # a zip bomb: refused before decompressing
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("decompressed"))
     assert "unpacks to more than" in _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "ok.npz")], capsys)
 

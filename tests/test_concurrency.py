@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import zoo
+from pruning.models import zoo
 
 SETTINGS = [  # (strategy, sparsity, weights, scope, granularity)
     ("large_final", 0.9, "final", "global", "weight"),
@@ -33,7 +33,7 @@ def uploaded_pt2(directory):
     """mnist-lenet300-torch's θ0 and θf as two torch.export programs (a bring-your-own model)."""
     import torch
 
-    from pruning.torch_model import build
+    from pruning.models.torch_model import build
 
     zoo_model = pruning.load_model("mnist-lenet300-torch")
     paths = {}
@@ -57,7 +57,7 @@ def test_eight_threads_equal_one_after_another(name, tmp_path):
         model = pruning.load_model(name)
     before = {k: v.copy() for k, v in model.states["final"].items()}
     expected = [run(model, s) for s in SETTINGS]
-    pruning.prune.ranking.cache_clear()  # the threads also race to fill the shared caches
+    pruning.core.prune.ranking.cache_clear()  # the threads also race to fill the shared caches
     barrier = threading.Barrier(len(SETTINGS))
 
     def job(setting):

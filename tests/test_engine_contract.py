@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.criteria import ALIASES, CRITERIA
-from pruning.selection import TensorSpec
+from pruning.core.criteria import ALIASES, CRITERIA
+from pruning.core.selection import TensorSpec
 
 
 class ArrayModel:
@@ -76,7 +76,7 @@ def test_contract(strategy, scope, granularity):
             else:
                 assert keep.all()  # no whole groups: left dense
     # determinism, with a fresh ranking
-    pruning.prune.ranking.cache_clear()
+    pruning.core.prune.ranking.cache_clear()
     again = mask_of(model, strategy, 0.5, scope, granularity)
     assert all(np.array_equal(mask[n], again[n]) for n in mask)
     # nesting: a higher sparsity prunes a superset

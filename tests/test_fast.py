@@ -1,4 +1,4 @@
-"""The fast path (pruning/fast.py) gives the same predictions as the plain masked evaluation."""
+"""The fast path (pruning/models/torch_fast.py) gives the same predictions as the plain masked evaluation."""
 
 import sys
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import fast
+from pruning.models import torch_fast as fast
 
-E = sys.modules["pruning.evaluate"]
+E = sys.modules["pruning.core.evaluate"]
 CASES = [("weight", "global", s) for s in (0.0, 0.5, 0.9, 0.97, 0.99, 0.999)] + \
         [("unit", "layer", s) for s in (0.3, 0.8, 0.95, 1.0)] + [("2:4", "layer", None)]
 

@@ -1,4 +1,4 @@
-"""pruning.inspect: the plain numbers behind the explorer's charts."""
+"""pruning.core.inspect: the plain numbers behind the explorer's charts."""
 
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import inspect
+from pruning.core import inspect
 
 MODEL = "mnist-lenet300-torch"
 

@@ -10,8 +10,8 @@ from keras import layers
 
 import pruning
 from pruning import data
-from pruning.evaluate import masked_weights
-from pruning.keras_model import KerasModel, prunable_specs
+from pruning.core.evaluate import masked_weights
+from pruning.models.keras_model import KerasModel, prunable_specs
 
 INFO = {"dataset": "mnist", "architecture": "tiny"}
 
@@ -105,8 +105,8 @@ def test_bad_files_raise_one_line_errors(tmp_path):
 
 
 def test_export_and_callback_find_nested_kernels(nested, tmp_path):
-    from pruning.export import save_keras_model
-    from pruning.keras_callback import MaskCallback
+    from pruning.models.export import save_keras_model
+    from pruning.models.keras_callback import MaskCallback
 
     x, y = data.load("mnist", "test")
     mask = pruning.compute_mask(nested, "large_final", 0.5, scope="layer")

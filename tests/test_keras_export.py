@@ -13,10 +13,10 @@ import pytest
 import pruning
 from pruning import data
 from pruning.cli import main
-from pruning.evaluate import masked_weights
-from pruning.keras_callback import MaskCallback
-from pruning.keras_model import load
-from pruning.zoo import ZOO, info
+from pruning.core.evaluate import masked_weights
+from pruning.models.keras_callback import MaskCallback
+from pruning.models.keras_model import load
+from pruning.models.zoo import ZOO, info
 
 KERAS_ZOO = [n for n in ("mnist-lenet300-keras", "fmnist-lenet300-keras", "mnist-conv-keras")
              if (ZOO / n / "model.json").is_file()]

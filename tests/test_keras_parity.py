@@ -7,12 +7,12 @@ from safetensors.numpy import save_file
 
 import pruning
 from pruning import data
-from pruning.criteria import CRITERIA
-from pruning.keras_model import KerasModel, prunable_specs
-from pruning.recipes import RECIPES
-from pruning.torch_model import TorchModel
-from pruning.train_keras import initial_model, load_torch_state, save, torch_initial_state
-from pruning.train_torch import initial_module
+from pruning.core.criteria import CRITERIA
+from pruning.models.keras_model import KerasModel, prunable_specs
+from pruning.training.recipes import RECIPES
+from pruning.models.torch_model import TorchModel
+from pruning.training.train_keras import initial_model, load_torch_state, save, torch_initial_state
+from pruning.training.train_torch import initial_module
 
 TWINS = {"mnist": ("mnist-lenet300-keras", "mnist-lenet300-torch"),
          "fashion_mnist": ("fmnist-lenet300-keras", "fmnist-lenet300-torch"),
@@ -96,7 +96,7 @@ def test_conv4_twin_layout():
     """Conv-4 (not trained here): the converted θ0 gives the torch twin's logits, via Permute."""
     import torch
 
-    from pruning.torch_model import to_input
+    from pruning.models.torch_model import to_input
 
     recipe = RECIPES["cifar10-conv4-keras"]
     keras_net = initial_model(recipe)

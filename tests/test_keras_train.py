@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import data, train_keras
+from pruning import data
+from pruning.training import train_keras
 from pruning.io import sha256
-from pruning.keras_model import load, named_variables
-from pruning.keras_nets import ARCHITECTURES
-from pruning.recipes import RECIPES
-from pruning.zoo import ZOO
+from pruning.models.keras_model import load, named_variables
+from pruning.models.keras_nets import ARCHITECTURES
+from pruning.training.recipes import RECIPES
+from pruning.models.zoo import ZOO
 
 KERAS_RECIPES = [n for n, r in RECIPES.items() if r["framework"] == "keras"]
 
@@ -61,7 +62,7 @@ def test_miniature_training_run_writes_the_zoo_files(tmp_path, monkeypatch):
 
 
 def test_random_control_is_the_torch_twins_converted():
-    from pruning import train_torch
+    from pruning.training import train_torch
 
     keras_model, torch_model = pruning.load_model("mnist-lenet300-keras"), pruning.load_model("mnist-lenet300-torch")
     ours, theirs = train_keras.start_state(keras_model, "random", 3), train_torch.start_state(torch_model, "random", 3)
@@ -75,7 +76,7 @@ needs_data = pytest.mark.skipif(not os.environ.get(data.ENV), reason=f"needs the
 
 @needs_data
 def test_retraining_in_the_loop_keeps_pruned_weights_zero():
-    from pruning import retrain
+    from pruning.training import retrain
 
     assert retrain._backend(pruning.load_model("mnist-lenet300-keras")) is train_keras
     model = pruning.load_model("mnist-lenet300-keras")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import masks
+from pruning.core import masks
 from pruning.data import stratified_indices
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pruning
-from pruning.criteria import ALIASES, CRITERIA
+from pruning.core.criteria import ALIASES, CRITERIA
 from test_engine_contract import ArrayModel
 
 SETTINGS = [(s, scope, g) for s in [*CRITERIA, *ALIASES] for scope in ("layer", "global")
@@ -105,7 +105,7 @@ def test_masks_are_exact_deterministic_nested_and_finite(model, setting, sparsit
 def test_nan_weights_are_pruned_before_any_finite_weight(model, strategy, sparsity):
     """A NaN score ranks lowest: with weight granularity, no NaN-scored weight survives while a
     finite-scored one of the same pool is pruned."""
-    from pruning.prune import scores
+    from pruning.core.prune import scores
 
     mask = mask_of(model, strategy, sparsity, "global", "weight")
     s = scores(model, strategy, seed=7)
@@ -143,7 +143,7 @@ def test_a_unit_whose_norm_is_undefined_ranks_lowest():
 @given(model=models(), setting=st.sampled_from(SETTINGS), sparsity=st.floats(0, 1), data=st.data())
 def test_a_twin_with_another_native_layout_gets_the_transposed_mask(model, setting, sparsity, data):
     """As a Keras twin of a PyTorch model: the same canonical tensors stored in another axis order."""
-    from pruning.selection import TensorSpec
+    from pruning.core.selection import TensorSpec
 
     perms = {n: tuple(data.draw(st.permutations(range(a.ndim)))) for n, a in model.states["final"].items()}
     native = {w: {n: np.transpose(a, perms[n]) for n, a in s.items()} for w, s in model.states.items()}

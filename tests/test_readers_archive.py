@@ -1,4 +1,4 @@
-"""Hostile archives (readers/archive.py, readers/pt2.py, pt2_model.py's budget, masks.load): each
+"""Hostile archives (uploads/readers/archive.py, uploads/readers/pt2.py, pt2_model.py's budget, masks.load): each
 is refused with a one-line PruningError, and no payload ever runs (no marker file appears)."""
 
 import io
@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 import pruning
-from pruning import byo, masks
-from pruning.readers import pt2 as pt2_reader
-from pruning.readers.archive import read_zip, write_zip
+from pruning.uploads import byo
+from pruning.core import masks
+from pruning.uploads.readers import pt2 as pt2_reader
+from pruning.uploads.readers.archive import read_zip, write_zip
 
 
 class Evil:
@@ -310,7 +311,7 @@ def test_targets_in_nested_graphs_and_operator_arguments_are_refused(pt2, tmp_pa
 
 def test_aten_targets_and_the_zoo_architectures_pass(tmp_path):
     """Every zoo architecture, exported with a dynamic batch, passes the target check."""
-    from pruning.torch_nets import ARCHITECTURES
+    from pruning.models.torch_nets import ARCHITECTURES
 
     assert all(pt2_reader._allowed_target(t) for t in (
         "torch.ops.aten.linear.default", "torch.ops.aten.flatten.using_ints", "torch.ops.aten.add.Tensor",
@@ -387,14 +388,14 @@ def test_no_unpickling_guard(tmp_path):
 
 def test_programs_over_the_memory_or_work_budget_are_refused_before_real_data(tmp_path, monkeypatch):
     outer, gram = export(Outer(), tmp_path / "outer.pt2"), export(Gram(), tmp_path / "gram.pt2", batch=1)
-    monkeypatch.setattr(pruning.pt2_model.Pt2Model, "logits", lambda *a, **k: pytest.fail("ran on real data"))
+    monkeypatch.setattr(pruning.models.pt2_model.Pt2Model, "logits", lambda *a, **k: pytest.fail("ran on real data"))
     refused(lambda: load(outer), r"makes a 2345 MB tensor .* at batch size 1000; the limit is 256 MB")
     refused(lambda: load(gram), r"needs 2.9 GFLOP per image; the limit is 2 GFLOP")
 
 
 def test_resnet20_is_well_within_budget():
-    from pruning.pt2_model import check_budget
-    from pruning.torch_nets import ResNet20
+    from pruning.models.pt2_model import check_budget
+    from pruning.models.torch_nets import ResNet20
 
     check_budget(ResNet20().eval(), {}, (3, 32, 32), 1000, torch.float32)  # about 0.08 GFLOP, 62 MB
 

@@ -1,4 +1,4 @@
-"""Hostile .keras files (pruning/readers/keras.py, keras_config.py): every refusal is one line and
+"""Hostile .keras files (pruning/uploads/readers/keras.py, keras_config.py): every refusal is one line and
 comes before Keras builds anything.  Most files are written by hand (no TensorFlow); the tests
 that load a model import Keras through a module fixture."""
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import byo
+from pruning.uploads import byo
 from pruning.errors import PruningError
-from pruning.readers import keras as reader
-from pruning.readers import keras_config
+from pruning.uploads.readers import keras as reader
+from pruning.uploads.readers import keras_config
 
 
 def layer(cls, name, build=None, **config):
@@ -232,7 +232,7 @@ def test_weights_declaring_huge_arrays_are_refused(tmp_path, monkeypatch):
 # --- the zoo, and real Keras files -------------------------------------------------------------
 
 def test_every_zoo_keras_config_passes_the_budget_with_its_exact_count():
-    paths = sorted(glob.glob(str(pruning.zoo.ZOO / "*keras*" / "*.keras")))
+    paths = sorted(glob.glob(str(pruning.models.zoo.ZOO / "*keras*" / "*.keras")))
     assert len(paths) >= 4
     for path in paths:
         members = reader.read_keras(path)
@@ -275,7 +275,7 @@ def test_parameter_bound_equals_keras_count(keras, tmp_path):
 def test_keras_reads_a_rebuilt_archive_not_the_visitors_file(keras, tmp_path, monkeypatch):
     from keras import layers
 
-    from pruning import keras_model
+    from pruning.models import keras_model
 
     inputs = keras.Input((28, 28))
     keras.Model(inputs, layers.Dense(10, name="fc")(layers.Flatten()(inputs))).save(tmp_path / "mine.keras")

@@ -1,4 +1,4 @@
-"""Hostile .safetensors files (pruning/readers/safetensors.py) and errors.quote: every refusal is
+"""Hostile .safetensors files (pruning/uploads/readers/safetensors.py) and errors.quote: every refusal is
 one line, and a header that does not fit is refused before any tensor is loaded."""
 
 import json
@@ -9,11 +9,11 @@ import safetensors.torch
 from safetensors.numpy import save_file
 
 import pruning
-from pruning import byo
+from pruning.uploads import byo
 from pruning.errors import PruningError, quote
-from pruning.readers import safetensors as reader
+from pruning.uploads.readers import safetensors as reader
 
-ZOO = pruning.zoo.ZOO / "mnist-lenet300-torch"
+ZOO = pruning.models.zoo.ZOO / "mnist-lenet300-torch"
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from torch.nn.utils import prune
 
 import pruning
 from pruning import data
-from pruning.export import save_torch_mask
-from pruning.torch_model import build, to_input
+from pruning.models.export import save_torch_mask
+from pruning.models.torch_model import build, to_input
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +136,8 @@ def test_unit_pruning_removes_units_like_a_smaller_network():
 
 
 def test_unit_parameters_are_each_kernels_bias_and_following_batch_norm():
-    from pruning.torch_model import prunable_specs
-    from pruning.torch_nets import ARCHITECTURES
+    from pruning.models.torch_model import prunable_specs
+    from pruning.models.torch_nets import ARCHITECTURES
 
     specs = prunable_specs(ARCHITECTURES["resnet20"]())
     assert specs["conv1.weight"].unit_params == ("bn1.weight", "bn1.bias")  # no conv bias in a ResNet

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning import retrain
+from pruning.training import retrain
 from pruning.cli import main
-from pruning.schedules import ConstantSparsity, Dynamic, PolynomialDecay
+from pruning.core.schedules import ConstantSparsity, Dynamic, PolynomialDecay
 
 needs_data = pytest.mark.skipif(not os.environ.get("PRUNING_DATA_DIR"),
                                 reason="needs the MNIST training split: set PRUNING_DATA_DIR")

@@ -1,4 +1,4 @@
-"""The sandboxed worker (pruning/sandbox): uploads are read and run in a limited process, and a
+"""The sandboxed worker (pruning/uploads/sandbox): uploads are read and run in a limited process, and a
 worker that breaks a limit is replaced without disturbing anyone else."""
 
 from dataclasses import replace
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.sandbox import Limits, Pool, WorkerFailed, load_upload, wire
+from pruning.uploads.sandbox import Limits, Pool, WorkerFailed, load_upload, wire
 
 ROOT = Path(pruning.__file__).resolve().parent.parent
 ZOO = ROOT / "pretrained" / "mnist-lenet300-torch"
@@ -174,7 +174,7 @@ def test_one_worker_per_owner_and_a_cap_on_workers_in_all():
 
 
 def test_retraining_an_upload_runs_in_its_worker(pool, monkeypatch):
-    from pruning.retrain import retrain
+    from pruning.training.retrain import retrain
 
     if not (os.environ.get("PRUNING_DATA_DIR") and Path(os.environ["PRUNING_DATA_DIR"], "mnist.npz").exists()):
         pytest.skip("needs the MNIST training split (PRUNING_DATA_DIR)")
@@ -198,7 +198,7 @@ def test_the_audit_hook_refuses_unpickling_processes_and_writes_outside_home(tmp
     code = f"""
 import os, pickle, sys, tempfile
 from pathlib import Path
-from pruning.sandbox.worker import guard
+from pruning.uploads.sandbox.worker import guard
 home = Path(tempfile.mkdtemp())
 guard(home)
 refused = 0

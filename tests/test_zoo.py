@@ -14,9 +14,9 @@ import pytest
 
 import pruning
 from pruning import data
-from pruning.sweep import FIELDS as SWEEP_FIELDS
+from pruning.experiments.sweep import FIELDS as SWEEP_FIELDS
 from pruning.io import sha256
-from pruning.zoo import ZOO, info
+from pruning.models.zoo import ZOO, info
 
 CATALOGUE = pruning.catalogue()
 NAMES = [row["name"] for row in CATALOGUE]
@@ -37,10 +37,10 @@ def close(accuracy: float, recorded: float, n: int) -> bool:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_model_has_its_recipe(name):
-    from pruning.recipes import RECIPES
+    from pruning.training.recipes import RECIPES
 
     meta, recipe = info(name), RECIPES.get(name)
-    assert recipe is not None, f"{name} cannot be retrained: no recipe in pruning/recipes.py"
+    assert recipe is not None, f"{name} cannot be retrained: no recipe in pruning/training/recipes.py"
     assert all(meta[k] == recipe[k] for k in ("framework", "dataset", "architecture"))
     assert meta["training"]["seed"] == recipe["seed"] and meta["training"]["epochs"] == recipe["epochs"]
 
@@ -63,7 +63,7 @@ def test_model_loads(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_sha256_matches_files(name):
     recorded = info(name)["sha256"]
-    suffix = pruning.adapter.adapter(info(name)["framework"]).suffix
+    suffix = pruning.models.adapter.adapter(info(name)["framework"]).suffix
     on_disk = sorted(p.name for p in (ZOO / name).glob(f"*{suffix}"))
     assert sorted(recorded) == on_disk, "every weight file is recorded, and only those"
     for filename, digest in recorded.items():
@@ -92,7 +92,7 @@ SWEPT = [name for name in NAMES if (ZOO / name / "sweep.csv").is_file()]
 
 @pytest.mark.parametrize("name", SWEPT)
 def test_sweep_table(name):
-    from pruning import zoo_sweep
+    from pruning.experiments import zoo_sweep
 
     meta = info(name)
     with open(ZOO / name / "sweep.csv", newline="") as f:
@@ -130,8 +130,8 @@ def test_sweep_dense_init_row_matches_evaluation(name):
 
 
 torch = pytest.importorskip("torch")
-from pruning.recipes import RECIPES  # noqa: E402
-from pruning.train_torch import initial_module, train  # noqa: E402
+from pruning.training.recipes import RECIPES  # noqa: E402
+from pruning.training.train_torch import initial_module, train  # noqa: E402
 
 TORCH_RECIPES = [name for name, r in RECIPES.items() if r["framework"] == "torch"]
 
@@ -158,7 +158,7 @@ SMOKE = {"lenet300": ("mnist-lenet300-torch", 6000, 60, 3), "lenet5": ("mnist-le
 
 
 def test_smoke_covers_every_architecture():
-    from pruning.torch_nets import ARCHITECTURES
+    from pruning.models.torch_nets import ARCHITECTURES
 
     assert set(SMOKE) == set(ARCHITECTURES)
     assert all(RECIPES[name]["architecture"] == arch for arch, (name, *_) in SMOKE.items())
@@ -178,7 +178,7 @@ def test_training_lowers_the_loss(arch):
 
 
 def test_zoo_readme_lists_every_model():
-    from pruning import zoo_readme
+    from pruning.experiments import zoo_readme
 
     text = zoo_readme.markdown()
     assert all(f"| `{name}` |" in text for name in NAMES)
@@ -186,7 +186,7 @@ def test_zoo_readme_lists_every_model():
 
 
 def test_zoo_sweep_rejects_an_unknown_model(capsys):
-    from pruning import zoo_sweep
+    from pruning.experiments import zoo_sweep
 
     assert zoo_sweep.main(["no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
@@ -195,8 +195,8 @@ def test_zoo_sweep_rejects_an_unknown_model(capsys):
 def test_train_zoo_model_writes_a_loadable_entry(tmp_path, monkeypatch):
     """A miniature `python -m pruning train`: files, hashes and recorded accuracies agree with the
     loaded model (trained on 600 test images, so it runs without PRUNING_DATA_DIR)."""
-    from pruning import train_torch
-    from pruning.torch_model import TorchModel
+    from pruning.training import train_torch
+    from pruning.models.torch_model import TorchModel
 
     test_split = data.load("mnist", "test")
     monkeypatch.setattr(train_torch, "ZOO", tmp_path)

@@ -1,0 +1,91 @@
+"""compute_mask: criterion (criteria.py) x scope and granularity (selection.py) on a model."""
+
+from functools import lru_cache
+
+import numpy as np
+
+from .criteria import ALIASES, CRITERIA
+from ..errors import PruningError
+from .masks import Mask, report
+from .selection import SCOPES, check_norm, check_output_rate, check_sparsity, check_whole, cut, parse_granularity, rank
+
+
+def check_model(model):
+    """A model from ``load_model``, ``load_file_model`` or ``load_upload`` (anything with their interface)."""
+    if not all(hasattr(model, a) for a in ("specs", "states", "weights")):
+        raise PruningError(f"expected a model from pruning.load_model or pruning.load_file_model, "
+                           f"got {type(model).__name__}")
+    return model
+
+
+def resolve_strategy(strategy: str, scope: str | None) -> tuple:
+    """(criterion, scope): lottery-ticket-pruner names fix their scope."""
+    if not isinstance(strategy, str):
+        raise PruningError(f"strategy must be a name such as 'large_final', got {strategy!r:.40}")
+    if scope is not None and (not isinstance(scope, str) or scope not in SCOPES):
+        raise PruningError(f"unknown scope {scope!r:.40}; choose one of: {', '.join(SCOPES)}")
+    if strategy in ALIASES:
+        criterion, alias_scope = ALIASES[strategy]
+        if scope not in (None, alias_scope):
+            raise PruningError(f"strategy {strategy!r} is {criterion} with scope {alias_scope}; "
+                               f"it cannot be used with scope {scope!r}")
+        return criterion, alias_scope
+    if strategy not in CRITERIA:
+        valid = ", ".join([*CRITERIA, *ALIASES])
+        raise PruningError(f"unknown strategy {strategy!r:.40}; choose one of: {valid}")
+    return strategy, scope or "layer"
+
+
+def scores(model, criterion: str, seed: int = 0) -> dict:
+    """name -> score array of every prunable tensor, canonical layout (out, in, ...); higher = keep."""
+    score = CRITERIA.get(criterion)
+    rng = np.random.default_rng(seed)
+    final = model.weights("final")
+    init = model.weights("init") if "init" in model.states else final
+    if criterion not in ("large_final", "small_final", "random") and "init" not in model.states:
+        raise PruningError(f"strategy {criterion!r} needs the initial weights, which model {model.name!r} lacks")
+    return {name: score(spec.to_canonical(init[name]), spec.to_canonical(final[name]), rng)
+            for name, spec in model.specs.items()}
+
+
+@lru_cache(maxsize=16)
+def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
+    """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
+    return rank(scores(model, criterion, seed), scope=scope, granularity=granularity, norm=norm,
+                output_name=model.output_name, output_rate=output_rate, seed=seed)
+
+
+def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, granularity="weight",
+                 norm=2, output_rate=1.0, seed=0) -> Mask:
+    """The mask of ``strategy`` at ``sparsity`` (fraction pruned, 0..1) on a loaded model.
+
+    scope        "layer" (each tensor at the same rate) or "global" (one ranking).
+    granularity  "weight", "unit" (whole neurons / filters) or "N:M" such as "2:4" (the pattern
+                 fixes the sparsity at 1 - N/M; leave ``sparsity`` out or pass that value).
+    norm         2 (default, as in the weight-vs-unit study) or 1: the norm that ranks units.
+    output_rate  the output layer's sparsity as a fraction of the others' (0.5 as in the
+                 lottery-ticket papers, 0 to leave it dense), or "zhou": 1 - 0.9^p while the
+                 others are at 1 - 0.8^p (Zhou et al.'s supermask schedule).
+    seed         draws the ``random`` strategy and the order of equal scores (ties are broken
+                 at random, as in Zhou et al.'s code); recorded in the mask's metadata.
+    """
+    check_model(model)
+    criterion, scope = resolve_strategy(strategy, scope)
+    g = parse_granularity(granularity)
+    if g.kind == "nm":
+        implied = 1 - g.n / g.m
+        if sparsity is not None and abs(check_sparsity(sparsity) - implied) > 1e-9:
+            raise PruningError(f"granularity {g} fixes the sparsity at {implied:g}; leave the sparsity out")
+        sparsity = implied
+    elif sparsity is None:
+        raise PruningError("a sparsity in [0, 1] is required")
+    sparsity = check_sparsity(sparsity)
+    seed = check_whole(seed, "seed")
+    norm, output_rate = check_norm(norm), check_output_rate(output_rate)
+    r = ranking(model, criterion, scope, g, norm, output_rate, seed)
+    arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}
+    meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,
+            "scope": scope, "granularity": str(g), "norm": norm, "output_rate": output_rate,
+            "requested_sparsity": sparsity, "sparsity": report(arrays)["sparsity"], "seed": seed,
+            "weights_sha256": {k: v for k, v in model.info.get("sha256", {}).items()}}
+    return Mask(arrays, meta)

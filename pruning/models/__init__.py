@@ -1,0 +1,11 @@
+"""Loaded models behind one contract (adapter.py), and the zoo.
+
+adapter.py       the Model protocol and the registry of adapters, keyed by framework
+torch_model.py   PyTorch adapter (zoo models and .safetensors state dicts), torch_nets.py its networks,
+                 torch_fast.py an exact fast path for sparse MLP heads
+keras_model.py   Keras adapter, keras_nets.py its networks, keras_callback.py MaskCallback for fine-tuning
+pt2_model.py     torch.export programs (uploads)
+zoo.py           pretrained/<name>/: the catalogue and load_model
+export.py        export formats: the mask as .npz, a PyTorch mask dict, a pruned Keras model
+Only the adapters import PyTorch or TensorFlow.
+"""

@@ -1,0 +1,88 @@
+"""The model-adapter contract: what the engine needs from a loaded model, and the one registry of
+adapters, keyed by framework.  Nothing outside the adapters branches on the framework name.
+
+A loaded model (``Model`` below) is read-only and shared: masks are applied functionally, by
+passing replacement tensors to ``logits``.  Implementations: ``torch_model.TorchModel`` (zoo and
+``.safetensors`` state dicts), ``keras_model.KerasModel``, ``pt2_model.Pt2Model`` (``torch.export``
+programs) and ``sandbox.remote.RemoteModel`` (an upload living in a sandboxed worker, which runs
+one of the others there).
+
+To add a framework (say JAX): write ``jax_model.py`` with a class providing everything ``Model``
+lists, a training module providing ``start_state``, ``train_masked`` and ``train_zoo_model`` (as
+``train_torch.py`` does), and add one ``ADAPTERS.register("jax", ...)`` line at the end of this
+file.  The zoo, the upload path, training, exports (``export.FORMATS``) and the explorer then find
+it here.
+"""
+
+from dataclasses import dataclass
+import importlib
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..registry import Registry
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A loaded model, as the engine uses it."""
+
+    name: str  # in masks and reports
+    info: dict  # model.json: dataset, architecture, preprocessing, sha256 of the weight files, ...
+    dataset: str  # mnist, fashion_mnist or cifar10
+    framework: str  # the key of its adapter in ADAPTERS
+    device: Any  # where logits are computed ("cpu", "cuda", "cpu, sandboxed worker"); str() shows it
+    specs: dict  # name -> selection.TensorSpec of each prunable tensor, in layer order (last: output)
+    output_name: str  # the output layer's prunable tensor
+    states: dict  # weight set ("final", "init", maybe "early") -> name -> read-only numpy array;
+    #               holds at least the prunable tensors and their unit parameters
+
+    def weights(self, which: str = "final") -> dict:
+        """The prunable tensors of one weight set, name -> numpy array in the native layout."""
+
+    def prepare(self, x: np.ndarray) -> Any:
+        """Test images (uint8, (n, h, w) or (n, h, w, c)) as the first layer takes them; the
+        evaluation caches the result, so normalisation happens once."""
+
+    def logits(self, prunable: dict, base: str, x: Any) -> np.ndarray:
+        """Logits (n, classes) of prepared inputs ``x`` with the tensors in ``prunable``
+        (prunable kernels, maybe unit parameters) replacing those of weight set ``base``."""
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One framework: how to load its zoo models, train them, and export a pruned model."""
+
+    framework: str
+    label: str  # shown to people: "PyTorch", "Keras"
+    suffix: str  # the zoo's weight files: init<suffix>, final<suffix>
+    model: str  # "module:Class" of its zoo model class, taking (name, info, files)
+    trainer: str  # the module with start_state, train_masked and train_zoo_model
+    exports: tuple  # the export.FORMATS it offers besides the framework-free .npz mask
+
+    def load(self, name: str, info: dict, files: dict) -> Model:
+        """A zoo model of this framework (the framework is imported only now)."""
+        return _resolve(self.model)(name, info, files)
+
+    def training(self):
+        """The training glue module (imported only now)."""
+        return importlib.import_module(self.trainer)
+
+
+
+def _resolve(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+
+
+ADAPTERS = Registry("framework")
+ADAPTERS["torch"] = Adapter("torch", "PyTorch", ".safetensors", "torch_model:TorchModel",
+                            "pruning.training.train_torch", ("torch",))
+ADAPTERS["keras"] = Adapter("keras", "Keras", ".keras", "keras_model:KerasModel",
+                            "pruning.training.train_keras", ("keras",))
+
+
+def adapter(model_or_framework) -> Adapter:
+    """The adapter of a model (or of a framework name); PruningError naming the choices."""
+    framework = getattr(model_or_framework, "framework", model_or_framework)
+    return ADAPTERS.get(framework)

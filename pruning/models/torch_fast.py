@@ -1,0 +1,212 @@
+"""What pruning buys: the pruned model evaluated with smaller or sparse kernels, its measured
+inference time and its compressed file size.
+
+    plan = fast.compile(model, mask, weights="final")   # None where unsupported
+    fast.evaluate(model, mask, weights, limit)            # an Evaluation, same predictions as pruning.evaluate
+    fast.benefit(model, mask, weights, limit)             # seconds and bytes, dense vs pruned
+
+Supported: PyTorch models on the CPU whose zoo architecture ends in a chain Linear -> ReLU -> ... -> Linear (lenet300,
+lenet5, conv4); anything else (Keras, ResNet-20, uploaded .pt2) falls back to ``pruning.evaluate``.
+The part before the chain (normalisation, convolutions) runs as in the model, with masked weights.
+The chain is rewritten, exactly up to float rounding:
+1. a hidden unit whose incoming weights are all pruned outputs relu(bias), a constant: it is
+   removed and relu(bias) x its column of the next kernel is added to the next bias;
+2. a hidden unit whose outgoing weights are all pruned is never read: it is removed;
+3. input features no kept weight reads are dropped;
+4. each remaining kernel is kept dense, or stored as CSR when it is at least ``CSR_SPARSITY``
+   sparse (the CPU crossover measured by benchmarks/live.py; see docs/performance.md).
+Activations are kept transposed, (features, images), so every layer is one ``addmm``.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+import io
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
+
+CSR_SPARSITY = 0.97  # a kernel at least this sparse is multiplied as CSR (measured crossover)
+HEADS = {"lenet300": (), "lenet5": ("conv1", "conv2"), "conv4": ("conv1", "conv2", "conv3", "conv4")}
+TAIL = ("fc1", "fc2", "fc3")
+
+
+def supported(model) -> bool:
+    """Zoo-architecture PyTorch models held in this process (not uploads, which run in a worker)."""
+    from .torch_model import TorchModel
+
+    return isinstance(model, TorchModel) and model.info.get("architecture") in HEADS and str(model.device) == "cpu"
+
+
+@dataclass
+class Layer:
+    kernel: torch.Tensor  # (out, in) dense or sparse CSR
+    bias: torch.Tensor  # (out, 1)
+    rows: int
+    cols: int
+    csr: bool
+
+
+@dataclass
+class Plan:
+    """A compiled pruned network: ``head`` weights, the input features read, the rewritten chain."""
+
+    model: object
+    head: dict  # conv name -> (weight, bias) tensors
+    features: torch.Tensor | None  # indices of the head's output features read by the chain (None: all)
+    layers: list  # [Layer]
+
+    def describe(self) -> list:
+        return [{"rows": l.rows, "cols": l.cols, "format": "csr" if l.csr else "dense",
+                 "stored": int(l.kernel.values().numel()) if l.csr else l.rows * l.cols} for l in self.layers]
+
+    @torch.inference_mode()
+    def logits(self, limit: int | None = None) -> np.ndarray:
+        """Logits (n, classes) on the evaluation images of ``pruning.evaluate(..., limit=limit)``."""
+        h = _head(self.model, self.head, _prepared(self.model, limit))  # (features, n)
+        if self.features is not None:
+            h = h.index_select(0, self.features)
+        for i, layer in enumerate(self.layers):
+            h = torch.addmm(layer.bias, layer.kernel, h)
+            if i < len(self.layers) - 1:
+                h = h.relu_()
+        return h.t().numpy()
+
+
+@lru_cache(maxsize=8)
+def _prepared(model, limit):
+    """The evaluation images as the first layer sees them; for an MLP flattened and transposed to
+    (pixels, n)."""
+    x = inputs(model, limit)[0]  # TorchModel.prepare has normalised them
+    return x.flatten(1).t().contiguous() if not HEADS[model.info["architecture"]] else x
+
+
+def _head(model, head: dict, x: torch.Tensor) -> torch.Tensor:
+    """(features, n): the convolutions with their masked weights (nothing for an MLP)."""
+    if not head:
+        return x
+    arch, out = model.info["architecture"], []
+    for start in range(0, len(x), model.batch_size):  # as the model does: bounded memory
+        h = x[start:start + model.batch_size]
+        for i, name in enumerate(HEADS[arch]):
+            w, b = head[name]
+            h = F.relu(F.conv2d(h, w, b, padding=model._module.get_submodule(name).padding))
+            if arch == "lenet5" or i % 2 == 1:
+                h = F.max_pool2d(h, 2)
+        out.append(h.flatten(1))
+    return torch.cat(out).t().contiguous()
+
+
+def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: float = CSR_SPARSITY) -> Plan | None:
+    """The fast plan of ``model`` with ``mask`` on weight set ``weights``; None if unsupported or if
+    any weight or bias is NaN or infinite (the plain evaluation handles those)."""
+    if not supported(model):
+        return None
+    prunable = masked_weights(model, mask, weights)
+    base = model.states["final" if weights == "final" else "init"]
+    arrays = {**{k: v for k, v in base.items() if k.endswith(".bias")}, **prunable}
+    if not all(np.isfinite(a).all() for a in arrays.values()):
+        return None
+    head = {n: (torch.from_numpy(arrays[f"{n}.weight"].copy()), torch.from_numpy(arrays[f"{n}.bias"].copy()))
+            for n in HEADS[model.info["architecture"]]}
+    ws = [arrays[f"{n}.weight"].astype(np.float64) for n in TAIL]
+    bs = [arrays[f"{n}.bias"].astype(np.float64) for n in TAIL]
+    keeps = [w != 0 for w in ws]  # a kept weight that is exactly 0 contributes nothing either
+    # forward: constant units (no incoming weight from a live unit) fold relu(bias) into the next bias
+    live_in = np.ones(ws[0].shape[1], dtype=bool)
+    constant = []
+    for k in range(len(ws) - 1):
+        const = ~keeps[k][:, live_in].any(axis=1)
+        bs[k + 1] = bs[k + 1] + ws[k + 1][:, const] @ np.maximum(bs[k][const], 0.0)
+        constant.append(const)
+        live_in = ~const
+    # backward: a unit is kept if it is not constant and a kept unit of the next layer reads it
+    alive = [np.ones(ws[-1].shape[0], dtype=bool)]
+    for k in range(len(ws) - 2, -1, -1):
+        read = keeps[k + 1][alive[0]].any(axis=0)
+        alive.insert(0, read & ~constant[k])
+    read_in = keeps[0][alive[0]].any(axis=0)
+    cols = np.flatnonzero(read_in)
+    layers = []
+    for k in range(len(ws)):
+        w = ws[k][alive[k]][:, cols]
+        b = bs[k][alive[k]]
+        dense = torch.from_numpy(w.astype(np.float32))
+        sparse = dense.numel() > 0 and 1 - np.count_nonzero(w) / w.size >= csr_sparsity
+        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            kernel = dense.to_sparse_csr() if sparse else dense.contiguous()
+        layers.append(Layer(kernel, torch.from_numpy(b.astype(np.float32)).reshape(-1, 1), *w.shape, bool(sparse)))
+        cols = np.flatnonzero(alive[k])
+    features = None if read_in.all() else torch.from_numpy(np.flatnonzero(read_in))
+    return Plan(model, head, features, layers)
+
+
+def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
+    """``pruning.evaluate`` through the fast plan (the plain evaluation where there is none)."""
+    plan = compile(model, mask, weights)
+    if plan is None:
+        return plain_evaluate(model, mask, weights, limit)
+    start = time.perf_counter()
+    _, y, idx = inputs(model, limit)
+    pred = plan.logits(limit).argmax(axis=1)
+    return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y, indices=idx,
+                      seconds=time.perf_counter() - start, device=str(model.device))
+
+
+def _seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def file_bytes(model, mask: dict | None, weights: str = "final") -> dict:
+    """Bytes of the model's parameters: ``dense`` float32, ``dense_npz`` (np.savez_compressed of the
+    dense masked arrays) and ``sparse_npz`` (np.savez_compressed of each prunable tensor as CSR:
+    values float32, column indices int16/int32, row pointers int32; other parameters dense)."""
+    prunable = masked_weights(model, mask, weights)
+    base = model.states["final" if weights == "final" else "init"]
+    full = {k: np.asarray(prunable.get(k, v), dtype=np.float32) for k, v in base.items()}
+    sparse = {k: v for k, v in full.items() if k not in prunable}
+    for name, w in prunable.items():
+        m = model.specs[name].to_canonical(np.asarray(w, dtype=np.float32))
+        m = m.reshape(m.shape[0], -1)
+        rows, cols = np.nonzero(m)
+        sparse[f"{name}.values"] = m[rows, cols]
+        sparse[f"{name}.indices"] = cols.astype(np.int16 if m.shape[1] < 2 ** 15 else np.int32)
+        sparse[f"{name}.indptr"] = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m.shape[0]))]).astype(np.int32)
+        sparse[f"{name}.shape"] = np.array(w.shape, dtype=np.int32)
+
+    def npz(arrays):
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k.replace("/", "__"): v for k, v in arrays.items()})
+        return buf.getbuffer().nbytes
+
+    return {"dense": int(sum(v.nbytes for v in full.values())), "dense_npz": npz(full), "sparse_npz": npz(sparse)}
+
+
+def benefit(model, mask: dict | None, weights: str = "final", limit: int | None = None, repeats: int = 3) -> dict:
+    """Measured here and now: median seconds of the dense forward pass over the evaluation images vs
+    the pruned model's fast path (``fast`` False where there is none: then the pruned time is the
+    plain masked evaluation), and the file sizes of ``file_bytes``."""
+    x, _, _ = inputs(model, limit)
+    dense_weights = masked_weights(model, None, weights)
+    base = "final" if weights == "final" else "init"
+    dense = _seconds(lambda: model.logits(dense_weights, base, x), repeats)
+    plan = compile(model, mask, weights)
+    if plan is not None:
+        pruned = _seconds(lambda: plan.logits(limit), repeats)
+    else:
+        pruned_weights = masked_weights(model, mask, weights)
+        pruned = _seconds(lambda: model.logits(pruned_weights, base, x), repeats)
+    return {"dense_seconds": dense, "pruned_seconds": pruned, "speedup": dense / pruned if pruned else float("inf"),
+            "fast": plan is not None, "layers": plan.describe() if plan else [], "images": int(len(x)),
+            **{f"{k}_bytes": v for k, v in file_bytes(model, mask, weights).items()}}

@@ -1,0 +1,110 @@
+"""The PyTorch adapter: a zoo model's θ0 and θf, and a forward pass with any weights.
+
+The loaded network is never mutated: each call passes its weights to
+``torch.func.functional_call`` on a per-thread copy of the module, so one loaded model can serve
+many threads (Streamlit sessions) at once.
+"""
+
+import copy
+import threading
+
+import numpy as np
+from safetensors.numpy import load_file
+import torch
+from torch import nn
+
+from ..core.selection import TensorSpec
+from .torch_nets import ARCHITECTURES
+
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build(info: dict) -> nn.Module:
+    """An untrained module of the architecture described in a model.json."""
+    pre = info["preprocessing"]
+    return ARCHITECTURES[info["architecture"]](mean=pre["mean"], std=pre["std"])
+
+
+def prunable_specs(module: nn.Module) -> dict:
+    """Kernels of dense and convolution layers by state_dict name; PyTorch's layout (out, in, ...)
+    is the canonical one.  A kernel's unit parameters are its bias and the affine batch norm
+    registered right after it (conv -> bn, as in the zoo's networks), if that norm has one
+    channel per output unit."""
+    modules, specs = list(module.named_modules()), {}
+    for i, (name, m) in enumerate(modules):
+        if not isinstance(m, PRUNABLE):
+            continue
+        params = [f"{name}.bias"] if m.bias is not None else []
+        after_name, after = modules[i + 1] if i + 1 < len(modules) else (None, None)
+        if isinstance(after, nn.modules.batchnorm._BatchNorm) and after.affine and after.num_features == m.weight.shape[0]:
+            params += [f"{after_name}.weight", f"{after_name}.bias"]
+        specs[f"{name}.weight"] = TensorSpec(f"{name}.weight", tuple(m.weight.shape), (), tuple(params))
+    return specs
+
+
+def layout(t: torch.Tensor) -> torch.Tensor:
+    """Image batches and convolution kernels (4-d) in channels-last memory order: oneDNN's CPU
+    convolutions are faster on it (Conv-4 and ResNet-20 up to 1.5x, benchmarks/live.py part a);
+    the values and shapes are unchanged, only the strides differ."""
+    return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+
+
+def to_input(x: np.ndarray) -> torch.Tensor:
+    """uint8 images (n, h, w) or (n, h, w, c) -> floats in [0, 1], (n, c, h, w)."""
+    t = torch.from_numpy(np.asarray(x).astype(np.float32)).div_(255.0)  # a writable copy
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+class TorchModel:
+    framework = "torch"
+
+    def __init__(self, name: str, info: dict, files: dict):
+        """``files`` maps weight-set name ("init", "final", maybe "early") to a .safetensors path
+        or to an already loaded state dict of numpy arrays (an uploaded file, see byo.py)."""
+        self.name, self.info, self.dataset = name, info, info["dataset"]
+        self.device = device()
+        self._module = build(info).eval()
+        self.specs = prunable_specs(self._module)
+        self.output_name = list(self.specs)[-1]
+        self.states = {}  # weight set -> full state dict of numpy arrays (read-only)
+        for which, path in files.items():
+            state = dict(path) if isinstance(path, dict) else load_file(str(path))
+            for arr in state.values():
+                arr.setflags(write=False)
+            self.states[which] = state
+        self._tensors = {which: {k: layout(torch.from_numpy(v.copy()).to(self.device)) for k, v in s.items()}
+                         for which, s in self.states.items()}
+        self._local = threading.local()
+        self.batch_size = 10000 if info["architecture"] == "lenet300" else 1000
+
+    def weights(self, which: str = "final") -> dict:
+        """The prunable tensors of one weight set, name -> numpy array (read-only)."""
+        return {name: self.states[which][name] for name in self.specs}
+
+    def prepare(self, x: np.ndarray) -> torch.Tensor:
+        """Inputs as the first layer sees them: the network's own normalisation runs once here
+        (the evaluation caches prepared inputs), and ``logits`` skips it."""
+        with torch.no_grad():
+            return layout(self._module.normalize(to_input(x).to(self.device)))
+
+    def _thread_module(self) -> nn.Module:
+        module = getattr(self._local, "module", None)
+        if module is None:
+            module = self._local.module = copy.deepcopy(self._module).to(self.device)
+            module.normalize = nn.Identity()  # done by prepare
+        return module
+
+    @torch.inference_mode()
+    def logits(self, prunable: dict, base: str, x: torch.Tensor) -> np.ndarray:
+        """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
+        params = dict(self._tensors[base])
+        for k, v in prunable.items():  # torch wants writable arrays; it never writes to them here
+            params[k] = layout(torch.from_numpy(v if v.flags.writeable and v.flags.c_contiguous else v.copy()).to(self.device))
+        module = self._thread_module()
+        out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
+               for i in range(0, len(x), self.batch_size)]
+        return torch.cat(out).float().cpu().numpy()

@@ -1,0 +1,8 @@
+"""Training: the zoo's own training apart from the retraining backend the explorer's Retrain tab uses.
+
+recipes.py       how each zoo model is trained (optimiser, epochs, seed, augmentation)
+train_torch.py   PyTorch training glue: train_zoo_model, and train_masked (pruned weights held at 0)
+train_keras.py   the same for Keras
+retrain.py       the retraining backend, framework-free: lottery-ticket rewinding, IMP, gradual and
+                 dynamic pruning (it finds the training glue through the model's adapter)
+"""

@@ -1,0 +1,245 @@
+"""Train a PyTorch zoo model from its recipe (recipes.py) and write pretrained/<name>/."""
+
+import json
+import sys
+import time
+
+import numpy as np
+from safetensors.torch import save_file
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import data
+from ..io import cpu_description, sha256
+from .recipes import RECIPES
+from ..models.torch_model import build, device, prunable_specs, to_input
+from ..models.torch_nets import INITS
+from ..models.zoo import ZOO
+
+
+def untrainable(model) -> str | None:
+    """Training rebuilds the network from its zoo architecture: a torch.export program has none."""
+    if not model.info.get("architecture"):
+        return "a torch.export program (.pt2) cannot be retrained: use a .safetensors state dict of a zoo architecture"
+    return None
+
+
+def initial_module(recipe: dict) -> torch.nn.Module:
+    """θ0: the architecture initialised from the recipe's seed (the same on every machine)."""
+    torch.manual_seed(recipe["seed"])
+    module = build(recipe)
+    INITS[recipe["init"]](module)
+    return module
+
+
+def _optimizer(recipe, params, steps):
+    if recipe["optimizer"] == "adam":
+        opt = torch.optim.Adam(params, lr=recipe["lr"], weight_decay=recipe.get("weight_decay", 0.0))
+    else:
+        opt = torch.optim.SGD(params, lr=recipe["lr"], momentum=recipe.get("momentum", 0.0),
+                              weight_decay=recipe.get("weight_decay", 0.0), nesterov=False)
+    if recipe["schedule"] == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    return opt, None
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per image: a random crop with 4-pixel zero padding and a horizontal flip; x is (n, c, h, w)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))  # (n, c, h+8, w+8)
+    dy, dx = torch.randint(0, 9, (2, n), generator=gen)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (n, 1, 1, w)
+    x = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def train(module, recipe, x, y, *, epochs=None, max_steps=None, on_step=None, on_epoch=None, log=None):
+    """Train in place; returns per-epoch mean losses.
+
+    ``on_step(step, module)`` runs after every optimiser step (masks are re-applied there);
+    ``on_epoch(epoch, loss, module)`` after every epoch.
+    """
+    dev = device()
+    module.to(dev).train()
+    channels_last = any(p.ndim == 4 for p in module.parameters())  # ~15% faster convolutions on a CPU
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(recipe["seed"])
+    epochs = epochs or recipe["epochs"]
+    batch = recipe["batch_size"]
+    steps_per_epoch = -(-len(x) // batch)
+    total = min(max_steps or epochs * steps_per_epoch, epochs * steps_per_epoch)
+    opt, sched = _optimizer(recipe, module.parameters(), total)
+    inputs, labels = to_input(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    augment = recipe.get("augmentation", "none") != "none"
+    history, step = [], 0
+    for epoch in range(epochs):
+        module.train()  # (on_epoch may have switched to eval mode to measure accuracy)
+        order = torch.randperm(len(x), generator=gen)
+        losses = []
+        bar = tqdm(range(0, len(x), batch), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                   leave=False, disable=log is None)
+        for i in bar:
+            idx = order[i:i + batch]
+            xb = inputs[idx]
+            if augment:
+                xb = _augment(xb, gen)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(module(xb.to(dev)), labels[idx].to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched:
+                sched.step()
+            step += 1
+            losses.append(loss.item())
+            if on_step:
+                on_step(step, module)
+            if step >= total:
+                break
+        history.append(float(np.mean(losses)))
+        if on_epoch:
+            on_epoch(epoch + 1, history[-1], module)
+        if log:
+            log(f"epoch {epoch + 1}: loss {history[-1]:.4f}")
+        if step >= total:
+            break
+    module.eval()
+    return history
+
+
+@torch.inference_mode()
+def accuracy(module, x, y, batch=1000) -> float:
+    dev = device()
+    module.to(dev).eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        pred = module(to_input(x[i:i + batch]).to(dev)).argmax(1).cpu().numpy()
+        correct += int((pred == y[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def _state(module):
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def train_zoo_model(name: str, log=print) -> dict:
+    """Train ``name`` from scratch and write init/final(/early).safetensors and model.json."""
+    recipe = RECIPES[name]
+    out = ZOO / name
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = data.load(recipe["dataset"], "train")
+    x_test, y_test = data.load(recipe["dataset"], "test")
+    module = initial_module(recipe)
+    save_file(_state(module), str(out / "init.safetensors"))
+    steps_per_epoch = -(-len(x) // recipe["batch_size"])
+    early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
+    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)  # a quick check where a full pass is slow (CIFAR on a CPU)
+    subset_curve = []
+
+    def on_step(step, m):
+        if step == early_step:
+            save_file(_state(m), str(out / "early.safetensors"))
+
+    def on_epoch(epoch, loss, m):
+        subset_curve.append(accuracy(m, x_test[subset], y_test[subset]))
+        if log:
+            log(f"epoch {epoch}: test-subset accuracy {subset_curve[-1]:.3f}")
+
+    start = time.time()
+    history = train(module, recipe, x, y, on_step=on_step, on_epoch=on_epoch, log=log)
+    wall = time.time() - start
+    save_file(_state(module), str(out / "final.safetensors"))
+    acc = accuracy(module, x_test, y_test)
+    specs = prunable_specs(module)
+    files = sorted(p.name for p in out.glob("*.safetensors"))
+    info = {
+        "name": name, "framework": "torch", "dataset": recipe["dataset"],
+        "architecture": recipe["architecture"], "preprocessing": recipe["preprocessing"],
+        "init": recipe["init"],
+        "training": {k: recipe[k] for k in ("optimizer", "lr", "schedule", "batch_size", "epochs",
+                                            "augmentation", "weight_decay", "seed", "source")
+                     if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
+                                        "loss_per_epoch": history,
+                                        "subset_accuracy_per_epoch": subset_curve, "wall_time_s": round(wall, 1),
+                                        "hardware": _hardware(), "torch": torch.__version__},
+        "test_accuracy": acc, "test_n": int(len(y_test)),
+        "test_subset": {"n": int(len(subset)), "accuracy": accuracy(module, x_test[subset], y_test[subset])},
+        "parameters": {"total": int(sum(p.numel() for p in module.parameters())),
+                       "prunable": int(sum(int(np.prod(s.shape)) for s in specs.values()))},
+        "sha256": {f: sha256(out / f) for f in files},
+    }
+    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+    if log:
+        log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
+    return info
+
+
+def _hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return cpu_description()
+
+
+def start_state(model, rewind: str, seed: int = 0) -> dict:
+    """The full state to train from: a stored weight set, or ``random``: a fresh initialisation
+    of the same architecture from another seed (the control that shows the ticket matters)."""
+    if rewind != "random":
+        return model.states[rewind]
+    recipe = {**model.info, "seed": 10_000 + seed}
+    return {k: v.numpy() for k, v in _state(initial_module(recipe)).items()}
+
+
+def train_masked(model, state: dict, mask: dict, *, epochs: int, seed: int = 0, limit=None,
+                 update=None, on_epoch=None) -> tuple:
+    """Train ``model``'s architecture from ``state`` with the pruned weights held at exactly zero.
+
+    update(step, weights) -> new mask or None is called after every optimiser step (schedules);
+    on_epoch(record) gets {"epoch", "loss", "accuracy", "sparsity"} after every epoch.
+    Returns (trained prunable weights as numpy, history).
+    """
+    recipe = {**RECIPES.get(model.name, {"optimizer": "adam", "lr": 1.2e-3, "schedule": "constant",
+                                          "batch_size": 60, "augmentation": "none"}), "seed": seed}
+    module = build(model.info)
+    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+    dev = device()
+    module.to(dev)
+    params = {name: module.get_parameter(name) for name in model.specs}
+    keep = {name: torch.from_numpy(np.asarray(m)).to(dev) for name, m in mask.items()}
+
+    @torch.no_grad()
+    def apply():
+        for name, p in params.items():
+            p.mul_(keep[name])
+
+    def current():
+        return {name: p.detach().cpu().numpy() for name, p in params.items()}
+
+    def on_step(step, _):
+        new = update(step, current) if update else None
+        if new is not None:
+            keep.update({name: torch.from_numpy(np.asarray(m)).to(dev) for name, m in new.items()})
+        apply()
+
+    x, y = data.load(model.dataset, "train")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    x_test, y_test = data.load(model.dataset, "test")
+    history = []
+
+    def epoch_done(epoch, loss, m):
+        kept = sum(int(k.sum()) for k in keep.values())
+        total = sum(k.numel() for k in keep.values())
+        history.append({"epoch": epoch, "loss": loss, "accuracy": accuracy(m, x_test, y_test),
+                        "sparsity": 1 - kept / total})
+        if on_epoch:
+            on_epoch(history[-1])
+
+    apply()
+    train(module, recipe, x, y, epochs=epochs, on_step=on_step, on_epoch=epoch_done)
+    return {name: w.copy() for name, w in current().items()}, history

@@ -1,0 +1,216 @@
+"""Sandboxed worker processes, at most ``max_workers`` at once, each serving one owner.
+
+An owner is a browser session (or one model loaded through the API): its requests all go to its
+own worker, so one visitor's file never shares a process with another visitor's models.  When
+every worker slot is taken, the least recently used idle worker of another owner is stopped to
+make room; when all are busy, a request waits up to ``wait_s`` and is then refused, so one
+visitor cannot take the pool.  A worker that breaks a limit, dies, answers garbage or misses its
+deadline is killed and forgotten; the owner's next request starts a fresh one.
+
+    with POOL.worker(owner) as w:
+        header, arrays = w.request({"op": ...}, arrays, timeout=60)
+"""
+
+from contextlib import contextmanager
+import atexit
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ...errors import PruningError
+from . import wire
+from .limits import Limits
+
+ROOT = Path(__file__).resolve().parents[3]  # the directory holding the ``pruning`` package
+PASSED = ("PATH", "LANG", "LC_ALL", "PRUNING_DATA_DIR")  # the only variables a worker inherits
+
+
+class WorkerFailed(PruningError):
+    """The worker broke a limit or died; it has been replaced."""
+
+
+def environment(limits: Limits) -> dict:
+    """A worker's environment: no secrets of the server's, only what it needs."""
+    env = {k: os.environ[k] for k in PASSED if k in os.environ}
+    env.update({"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1",
+                "PRUNING_WORKER_MEMORY_MB": str(limits.memory_mb), "PRUNING_WORKER_CPU_S": str(limits.cpu_s),
+                "PRUNING_WORKER_LIFETIME_CPU_S": str(limits.lifetime_cpu_s),
+                "PRUNING_WORKER_FILES": str(limits.files), "PRUNING_WORKER_FILE_MB": str(limits.file_mb)})
+    return env
+
+
+class Worker:
+    """One worker process and the pipes to it."""
+
+    def __init__(self, limits: Limits, owner: str):
+        self.limits, self.owner = limits, owner
+        self.loaded, self.inputs = set(), set()  # what this process holds: model keys, (key, input id)
+        self.cpu, self.busy, self.last_used = 0.0, False, time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pruning.uploads.sandbox.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("PRUNING_WORKER_DEBUG") else subprocess.DEVNULL,
+            env=environment(limits), cwd="/", close_fds=True, start_new_session=True)
+        os.set_blocking(self.process.stdin.fileno(), False)  # writes time out (wire.write)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def _death(self, what: str, started: float, timeout: float) -> WorkerFailed:
+        """Stop the process, and say in one line why it failed."""
+        self.stop()
+        code = self.process.returncode
+        if time.monotonic() - started >= timeout:
+            why = f"{what} took longer than {timeout:.0f} s"
+        elif code == -signal.SIGXCPU or code == -signal.SIGKILL and self.cpu_near_limit():
+            why = f"{what} used more than {self.limits.cpu_s} s of CPU time"
+        elif code is not None and code < 0:
+            why = f"{what} stopped the worker process ({signal.Signals(-code).name})"
+        else:
+            why = f"{what} stopped the worker process (exit code {code})"
+        return WorkerFailed(f"{why}; the model's worker was replaced, other visitors were not affected")
+
+    def cpu_near_limit(self) -> bool:
+        return self.cpu >= self.limits.lifetime_cpu_s * 0.9
+
+    def request(self, header: dict, arrays: dict | None = None, *, timeout: float, what: str = "the request",
+                cpu_s: float | None = None, on_progress=None) -> tuple:
+        """Send one request and wait for its answer; WorkerFailed (the worker is gone) or
+        PruningError (the worker's one-line refusal).  Messages with "progress" before the answer
+        go to ``on_progress``; if it raises, the worker is stopped mid-request (it is replaced)."""
+        started = time.monotonic()
+        try:
+            wire.write(self.process.stdin.fileno(), {**header, "cpu_s": cpu_s or self.limits.cpu_s}, arrays,
+                       deadline=started + timeout)
+            while True:
+                reply, out = wire.read(self.process.stdout.fileno(), deadline=started + timeout)
+                if "progress" not in reply:
+                    break
+                if on_progress is not None:
+                    try:
+                        on_progress(reply["progress"])
+                    except BaseException:
+                        self.stop()
+                        raise
+        except (wire.WireError, OSError, ValueError):
+            raise self._death(what, started, timeout) from None
+        self.cpu = float(reply.get("cpu") or 0.0) if isinstance(reply.get("cpu"), (int, float)) else self.cpu
+        if reply.get("fatal"):
+            self.stop()
+        if "error" in reply:
+            raise (WorkerFailed if reply.get("fatal") else PruningError)(_line(reply["error"]))
+        return reply, out
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+MARKUP = str.maketrans({"[": "(", "]": ")", "<": "‹", ">": "›"})  # no Markdown links, images or HTML
+
+
+def _line(text) -> str:
+    """A worker's message as one printable line that cannot carry a Markdown link, image or HTML tag
+    into the page (it may come from a subverted worker)."""
+    text = "".join(c if c.isprintable() else " " for c in str(text)).strip().translate(MARKUP)
+    return text[:300] or "the worker failed"
+
+
+class Pool:
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits.from_env()
+        self._workers = {}  # owner -> Worker
+        self._changed = threading.Condition()
+
+    def _take(self, owner: str) -> Worker:
+        deadline = time.monotonic() + self.limits.wait_s
+        with self._changed:
+            while True:
+                w = self._workers.get(owner)
+                if w is not None and not w.alive:
+                    w.stop()
+                    del self._workers[owner]
+                    w = None
+                if w is not None and not w.busy:
+                    break
+                if w is None:
+                    if len(self._workers) < self.limits.max_workers:
+                        w = self._workers[owner] = Worker(self.limits, owner)
+                        break
+                    idle = [x for x in self._workers.values() if not x.busy]
+                    if idle:  # make room: stop the least recently used idle worker of another owner
+                        oldest = min(idle, key=lambda x: x.last_used)
+                        oldest.stop()
+                        del self._workers[oldest.owner]
+                        continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PruningError("the server is busy with other visitors' uploaded models; "
+                                       "try again in a minute (the zoo models work meanwhile)")
+                self._changed.wait(left)
+            w.busy = True
+            return w
+
+    def _give_back(self, w: Worker) -> None:
+        with self._changed:
+            w.busy, w.last_used = False, time.monotonic()
+            if not w.alive or w.cpu_near_limit():
+                w.stop()
+                if self._workers.get(w.owner) is w:
+                    del self._workers[w.owner]
+            self._changed.notify_all()
+
+    @contextmanager
+    def worker(self, owner: str):
+        """This owner's worker, for the duration of the block (other threads of the owner wait)."""
+        w = self._take(owner)
+        try:
+            yield w
+        finally:
+            self._give_back(w)
+
+    def release(self, owner: str) -> None:
+        """Stop this owner's worker (its session ended or dropped its uploads)."""
+        with self._changed:
+            w = self._workers.get(owner)
+            if w is not None and not w.busy:
+                w.stop()
+                del self._workers[owner]
+                self._changed.notify_all()
+
+    def shutdown(self) -> None:
+        with self._changed:
+            for w in self._workers.values():
+                w.stop()
+            self._workers.clear()
+
+    def count(self) -> int:
+        return len(self._workers)
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool() -> Pool:
+    """The process-wide pool (limits read from the environment when first used)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = Pool()
+            atexit.register(_POOL.shutdown)
+        return _POOL
