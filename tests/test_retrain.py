@@ -69,7 +69,7 @@ def test_imp_prunes_exactly_per_round(model):
     specs = model.specs
     hidden = sum(specs[n].size for n in ("fc1.weight", "fc2.weight"))
     out = specs["fc3.weight"].size
-    for r, row in zip((1, 2), rows[1:]):
+    for r, row in zip((1, 2), rows[1:], strict=True):
         pruned = sum(round((1 - 0.8 ** r) * specs[n].size) for n in ("fc1.weight", "fc2.weight"))
         pruned += round((1 - 0.9 ** r) * out)
         assert row["sparsity"] == pytest.approx(pruned / (hidden + out), abs=1e-12)
@@ -100,7 +100,20 @@ def test_retrain_cli_json(capsys):
 @needs_data
 @pytest.mark.parametrize("name", ["supermask", "weight-vs-unit", "lottery-ticket-pruner", "lottery-ticket", "dynamic"])
 def test_reproduce_quick_runs_the_mnist_experiments(name, tmp_path):
+    """Every reproduction reports mean ± std over seeds and its protocol differences."""
     out = tmp_path / "r.md"
     assert main(["reproduce", name, "--quick", "--out", str(out)]) == 0
     text = out.read_text()
     assert text.startswith("## ") and "quick mode" in text and "| --- |" not in text and "|---|" in text
+    assert " ± " in text and "Protocol differences from the source:" in text and "2 seeds" in text
+
+
+@needs_data
+def test_reproduce_on_ray_gives_the_serial_section(tmp_path):
+    """--jobs 2 runs the trials on a Ray instance: the tables are the same as the serial run's."""
+    pytest.importorskip("ray")
+    serial, parallel = tmp_path / "serial.md", tmp_path / "ray.md"
+    assert main(["reproduce", "supermask", "--quick", "--seeds", "2", "--out", str(serial)]) == 0
+    assert main(["reproduce", "supermask", "--quick", "--seeds", "2", "--jobs", "2", "--out", str(parallel)]) == 0
+    tables = [[line for line in p.read_text().splitlines() if line.startswith("|")] for p in (serial, parallel)]
+    assert tables[0] == tables[1] and len(tables[0]) > 20

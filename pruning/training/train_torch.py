@@ -139,7 +139,8 @@ def train_zoo_model(name: str, log=print) -> dict:
     save_file(_state(module), str(out / "init.safetensors"))
     steps_per_epoch = -(-len(x) // recipe["batch_size"])
     early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
-    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)  # a quick check where a full pass is slow (CIFAR on a CPU)
+    # a quick check where a full pass is slow (CIFAR on a CPU)
+    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)
     subset_curve = []
 
     def on_step(step, m):
@@ -178,6 +179,24 @@ def train_zoo_model(name: str, log=print) -> dict:
     if log:
         log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
     return info
+
+
+def train_seed(name: str, seed: int, *, epochs=None, limit=None):
+    """Zoo model ``name``'s recipe trained again from another seed (init and data order), in
+    memory: a TorchModel with θ0 and θf, for experiments that need several trained networks."""
+    from ..models.torch_model import TorchModel
+    from ..models.zoo import info as zoo_info
+
+    recipe = {**RECIPES[name], "seed": seed}
+    x, y = data.load(recipe["dataset"], "train")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    module = initial_module(recipe)
+    init = {k: v.numpy().copy() for k, v in _state(module).items()}
+    train(module, recipe, x, y, epochs=epochs)
+    final = {k: v.numpy().copy() for k, v in _state(module).items()}
+    meta = {**zoo_info(name), "training": {**zoo_info(name).get("training", {}), "seed": seed}, "sha256": {}}
+    return TorchModel(f"{name}@seed{seed}", meta, {"init": init, "final": final})
 
 
 def _hardware() -> str:
