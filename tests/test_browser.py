@@ -96,3 +96,36 @@ def test_slider_moves_the_accuracy(server, tmp_path):
         page.screenshot(path=str(out))
         assert out.stat().st_size > 10_000
         assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_an_upload_runs_in_its_worker_and_a_hostile_one_is_one_quoted_line(server, tmp_path):
+    """In a real browser: a hostile .safetensors whose tensor name is Markdown (an image and a link)
+    is refused in one line that shows the name as text, never as an image or a link; then the
+    zoo's own weights uploaded as a file evaluate (in the session's sandboxed worker)."""
+    from safetensors.numpy import load_file, save_file
+
+    zoo = ROOT / "pretrained" / "mnist-lenet300-torch" / "final.safetensors"
+    state = load_file(str(zoo))
+    name = "![x](http://127.0.0.1:9/track.png)[click](http://evil)<b>bold</b>"
+    state[name] = state.pop("fc3.bias")
+    hostile = tmp_path / "evil.safetensors"
+    save_file(state, str(hostile))
+    with explorer_page(server, 1300) as page:
+        page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=120_000)
+        page.get_by_text("Use your own model").click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(hostile))
+        alert = page.locator('[data-testid="stSidebar"] [data-testid="stAlertContainer"]').first
+        alert.wait_for(timeout=120_000)
+        text = alert.inner_text()
+        assert "does not match" in text and name in text and "\n" not in text.strip()  # shown as text
+        assert alert.locator("img").count() == 0 and alert.locator("a").count() == 0 and alert.locator("b").count() == 0
+        page.screenshot(path=str(tmp_path / "refused.png"))
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(zoo))
+        page.get_by_text("your final.safetensors").first.wait_for(timeout=120_000)
+        metric = page.locator('[data-testid="stMetricValue"]').first
+        assert metric.inner_text().endswith("%")
+        page.screenshot(path=str(tmp_path / "uploaded.png"))
+        shots = os.environ.get("BROWSER_SHOTS")
+        if shots:
+            for name in ("refused.png", "uploaded.png"):
+                Path(shots, name).write_bytes((tmp_path / name).read_bytes())

@@ -204,7 +204,8 @@ guard(home)
 refused = 0
 for attempt in (lambda: pickle.loads({pickle.dumps(Payload())!r}), lambda: os.system("true"),
                 lambda: open({str(marker)!r}, "w"), lambda: os.remove({str(tmp_path / "keep")!r}),
-                lambda: __import__("subprocess").run(["true"]), lambda: __import__("socket").create_connection(("127.0.0.1", 9))):
+                lambda: __import__("subprocess").run(["true"]),
+                lambda: __import__("socket").create_connection(("127.0.0.1", 9))):
     try:
         attempt()
     except PermissionError:
@@ -232,7 +233,8 @@ def _read_bytes(data: bytes, **kw):
 def test_the_wire_round_trips_plain_arrays_and_refuses_anything_else():
     arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([True, False]), "c": np.zeros(0, "u1")}
     header, back = _read_bytes(b"".join(bytes(p) for p in wire.encode({"op": "x"}, arrays)))
-    assert header["op"] == "x" and all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in arrays.items())
+    assert header["op"] == "x"
+    assert all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in arrays.items())
     with pytest.raises(TypeError):
         wire.encode({}, {"o": np.array([object()])})
     good = b"".join(bytes(p) for p in wire.encode({}, {"a": np.zeros(4, np.float32)}))
@@ -265,3 +267,14 @@ def test_limits_are_settings():
     for bad in ("-1", "nan", "inf", "lots"):
         with pytest.raises(pruning.PruningError, match="PRUNING_WORKER_MEMORY_MB"):
             Limits.from_env({"PRUNING_WORKER_MEMORY_MB": bad})
+
+
+def test_a_workers_message_cannot_carry_markup_but_keeps_quoted_names():
+    from pruning.uploads.sandbox.pool import _line
+
+    assert _line("unexpected `![x](http://e/t.png)`; done") == "unexpected `![x](http://e/t.png)`; done"
+    assert _line("![x](http://e/t.png) <img src=x>") == "!(x)(http://e/t.png) ‹img src=x›"
+    assert _line("a ``b`` ` ![i](u)") == "a `b`  !(i)(u)"  # runs become one; the unpaired last one goes
+    assert _line("`open ![i](u) [l](v)") == "open !(i)(u) (l)(v)"  # no span is left open
+    assert _line("line\nbreak\x1b[31m") == "line break (31m"
+    assert len(_line("x" * 5000)) == 300

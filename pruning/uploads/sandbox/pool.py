@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import atexit
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -125,8 +126,14 @@ MARKUP = str.maketrans({"[": "(", "]": ")", "<": "‹", ">": "›"})  # no Markd
 
 def _line(text) -> str:
     """A worker's message as one printable line that cannot carry a Markdown link, image or HTML tag
-    into the page (it may come from a subverted worker)."""
-    text = "".join(c if c.isprintable() else " " for c in str(text)).strip().translate(MARKUP)
+    into the page (it may come from a subverted worker).  Code spans (``errors.quote`` puts file
+    content in them) are kept as they are: Markdown shows their content as plain text.  Runs of
+    backquotes become one, and an unpaired last one goes, so no span can be left open."""
+    text = "".join(c if c.isprintable() else " " for c in str(text)).strip()
+    parts = re.sub("`+", "`", text).split("`")
+    if len(parts) % 2 == 0:  # an odd number of backquotes: the last one pairs with nothing
+        parts[-2:] = [parts[-2] + parts[-1]]
+    text = "`".join(p if i % 2 else p.translate(MARKUP) for i, p in enumerate(parts))
     return text[:300] or "the worker failed"
 
 
