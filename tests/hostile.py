@@ -221,7 +221,8 @@ def _export(module, name: str, batch=None, example=None) -> bytes:
         return path.read_bytes()
 
 
-def _modules():
+def modules():
+    """Tiny .pt2 programs: a plain one, two over the budgets (memory, FLOPs) and one calling an I/O operator."""
     import torch
     from torch import nn
 
@@ -263,7 +264,7 @@ def _program(kind: str) -> bytes:
     import torch
 
     torch.manual_seed(0)
-    tiny, outer, gram, printer = _modules()
+    tiny, outer, gram, printer = modules()
     if kind == "tiny":
         return _export(tiny(), "tiny")
     if kind == "outer":
