@@ -63,7 +63,7 @@ def histograms(hist: dict, layer: str) -> go.Figure:
     """Stacked kept/pruned histograms of a tensor's trained and initial weights."""
     titles = {"final": f"trained θf of {layer}", "init": f"initial θ0 of {layer}"}
     fig = make_subplots(rows=1, cols=len(hist), subplot_titles=[titles[k] for k in hist])
-    for col, (which, h) in enumerate(hist.items(), start=1):
+    for col, (_, h) in enumerate(hist.items(), start=1):
         centres = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
         width = float(h["edges"][1] - h["edges"][0])
         for part, colour in (("kept", KEPT), ("pruned", PRUNED)):
@@ -96,12 +96,12 @@ def first_layer(images: dict) -> go.Figure:
         coverage = images["coverage"]
         panels = [(f"all units: share kept (max {coverage.max():.0%})", coverage, float(coverage.max()) or 1.0)]
         panels += [(f"unit {u}: {k} kept", m.astype(float), 1.0) for u, k, m in
-                   zip(images["units"], images["kept"], images["masks"])]
+                   zip(images["units"], images["kept"], images["masks"], strict=True)]
         colourscale, zmin = "gray", 0.0
     else:
         limit = float(np.abs(images["filters"]).max()) or 1.0
         panels = [(f"filter {u}: {k}/{images['size']} kept", f, limit) for u, k, f in
-                  zip(images["units"], images["kept"], images["filters"])]
+                  zip(images["units"], images["kept"], images["filters"], strict=True)]
         colourscale, zmin = "RdBu", -limit
     cols = min(len(panels), 5)
     rows = (len(panels) + cols - 1) // cols

@@ -165,7 +165,7 @@ def sparsity_ui(fixed: float | None) -> float:
                     persist_state="session", on_change=_number_typed, disabled=fixed is not None,
                     label_visibility="collapsed")
     cols = st.columns(2) * 2
-    for col, p in zip(cols, PRESETS):
+    for col, p in zip(cols, PRESETS, strict=True):  # a 2 x 2 grid of the four presets
         col.button(f"{p:g}%", key=f"preset_{p}", on_click=_preset, args=(p,), disabled=fixed is not None,
                    width="stretch", help="lottery-ticket-pruner's pruning levels")
     if fixed is not None:

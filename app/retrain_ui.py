@@ -179,7 +179,7 @@ def _show(job: dict, s: Settings, bar, chart, table):
                        f"({job['settings'].strategy}, {job['settings'].sparsity:.2%} pruned); press Train for the "
                        "current mask.")
         cols = st.columns(len(job["starts"]))
-        for col, start in zip(cols, job["starts"]):
+        for col, start in zip(cols, job["starts"], strict=True):
             h = job["runs"][start]["history"]
             if h:
                 last = h[-1]["accuracy"]

@@ -72,7 +72,7 @@ def metrics(s: Settings) -> dict:
                   help=f"{exact} {SIZE_HELP}")
     st.markdown("**The same mask on three weight sets** — does the mask alone carry what the network learned?")
     row = st.columns(4)
-    for col, weights in zip(row, pruning.WEIGHT_SETS):
+    for col, weights in zip(row[:3], pruning.WEIGHT_SETS, strict=True):  # row[3]: the dense model
         if weights != "final" and "init" not in state.model(s.model).states:
             col.metric(WEIGHT_LABELS[weights], "n/a", help="this model has no initial weights")
             continue
@@ -166,7 +166,7 @@ def predictions_tab(s: Settings):
     if c["examples"]:
         x, _ = state.test_images(state.model(s.model).dataset)
         cols = st.columns(len(c["examples"]))
-        for col, ex in zip(cols, c["examples"]):
+        for col, ex in zip(cols, c["examples"], strict=True):
             col.image(x[ex["index"]], width=84, clamp=True)
             col.caption(f"#{ex['index']} true **{names[ex['label']]}**: {names[ex['dense']]} → {names[ex['pruned']]}")
 
@@ -177,7 +177,7 @@ def export_tab(s: Settings, accuracy: float, n: int):
     stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{granularity}-{s.sparsity * 100:.2f}"
     st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
     cols = st.columns(3)
-    for col, fmt in zip(cols, ("npz", *adapter(m).exports)):
+    for col, fmt in zip(cols, ("npz", *adapter(m).exports), strict=False):  # a spare column stays empty
         col.download_button(export.FORMATS[fmt].doc, lambda fmt=fmt: state.exported(s, fmt),
                             f"{stem}{export.SUFFIXES[fmt]}", "application/octet-stream", key=f"dl_{fmt}",
                             on_click="ignore")

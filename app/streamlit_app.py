@@ -36,7 +36,7 @@ def explorer():
         tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
                 "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab,
                 "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
-        for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values()):
+        for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values(), strict=True):
             if tab.open:  # only the open tab is computed, so the sliders stay fast
                 with tab:
                     show(settings)

@@ -66,7 +66,8 @@ def renice_browser(level: int) -> int:
         if d.name.isdigit():
             try:
                 stat = (d / "stat").read_text()
-                parents[int(d.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")])
+                ppid, comm = int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")]
+                parents[int(d.name)] = (ppid, comm)
             except OSError:
                 continue
     count = 0
@@ -101,10 +102,10 @@ def start_server():
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
                     return proc, url, start, time.perf_counter() - start
-        except OSError:
+        except OSError as exc:
             if time.perf_counter() - start > 120 or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("streamlit did not start")
+                raise RuntimeError("streamlit did not start") from exc
             time.sleep(0.1)
 
 
@@ -237,7 +238,8 @@ async def load_test(url: str, sessions: int, moves: int, scope: str, limit_s: fl
         finally:
             await browser.close()
     q = np.percentile(latencies, [50, 90, 95, 99]).tolist() if latencies else [None] * 4
-    return {"sessions": sessions, "moves_each": moves, "completed": len(latencies), "wall_seconds": time.perf_counter() - start,
+    return {"sessions": sessions, "moves_each": moves, "completed": len(latencies),
+            "wall_seconds": time.perf_counter() - start,
             "p50": q[0], "p90": q[1], "p95": q[2], "p99": q[3], "max": max(latencies) if latencies else None,
             "isolation_ok": not mismatches, "mismatches": mismatches, "problems": problems}
 

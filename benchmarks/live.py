@@ -19,6 +19,7 @@ variants alike. Targets are reported, never asserted.
 
 import argparse
 import copy
+import functools
 import json
 import os
 from pathlib import Path
@@ -68,7 +69,7 @@ def matmul_gflops(repeats: int) -> float:
     best = 0.0
     for m, k, n in ((2048, 2048, 2048), (10000, 784, 300), (1000, 400, 120)):
         a, b = torch.randn(m, k), torch.randn(k, n)
-        t = interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
+        t = interleaved({"mm": functools.partial(torch.mm, a, b)}, repeats)["mm"]
         best = max(best, 2 * m * k * n / t / 1e9)
     return best
 
@@ -133,6 +134,11 @@ def nchw_forward(model, x):
     return run
 
 
+def live_path(evaluate, model, sparsity: float, limit):
+    """``evaluate`` of a fresh global large_final mask at ``sparsity``, as a callable for interleaved()."""
+    return lambda: evaluate(model, pruning.compute_mask(model, "large_final", sparsity, scope="global"), limit=limit)
+
+
 def part_a(repeats: int) -> dict:
     gflops = matmul_gflops(repeats)
     out = {"matmul_gflops": gflops, "models": []}
@@ -154,10 +160,10 @@ def part_a(repeats: int) -> dict:
             slow = time.perf_counter() - start > 10  # e.g. a CIFAR net on all 10,000 images on a CPU
             row["reduced"] = slow  # then one sparsity and one repeat keep the run bounded
             for s in (0.9,) if slow else SPARSITIES:
-                fns = {"dense_forward": lambda: model.logits(dense, "final", x),
-                       "live": lambda: pruning.evaluate(model, pruning.compute_mask(model, "large_final", s, scope="global"), limit=limit)}
+                fns = {"dense_forward": functools.partial(model.logits, dense, "final", x),
+                       "live": live_path(pruning.evaluate, model, s, limit)}
                 if fast.supported(model):
-                    fns["live_fast"] = lambda: fast.evaluate(model, pruning.compute_mask(model, "large_final", s, scope="global"), limit=limit)
+                    fns["live_fast"] = live_path(fast.evaluate, model, s, limit)
                 if model.framework == "torch":
                     fns["torch_prune"] = torch_prune_path(model, s, limit, y)
                     if x.ndim == 4 and x.shape[1] > 1:  # colour images: the memory order matters
@@ -175,7 +181,8 @@ def part_a(repeats: int) -> dict:
                 if "dense_forward_nchw" in t:
                     t["ratio_dense_to_nchw"] = t["dense_forward"] / t["dense_forward_nchw"]
                 row["sparsities"].append({"sparsity": s, **t})
-                print(f"  a {name} n={len(y)} s={s}: " + ", ".join(f"{k}={v:.4f}" for k, v in t.items()), file=sys.stderr)
+                print(f"  a {name} n={len(y)} s={s}: " + ", ".join(f"{k}={v:.4f}" for k, v in t.items()),
+                      file=sys.stderr)
             out["models"].append(row)
     out["crossover"] = csr_crossover(repeats)
     return out
@@ -192,7 +199,8 @@ def csr_crossover(repeats: int) -> list:
             warnings.simplefilter("ignore")
             c = wm.to_sparse_csr()
         with torch.inference_mode():
-            t = interleaved({"dense": lambda: torch.addmm(b, wm, x), "csr": lambda: torch.addmm(b, c, x)}, repeats)
+            t = interleaved({"dense": functools.partial(torch.addmm, b, wm, x),
+                             "csr": functools.partial(torch.addmm, b, c, x)}, repeats)
         rows.append({"sparsity": s, **t, "csr_speedup": t["dense"] / t["csr"]})
     return rows
 
@@ -204,14 +212,15 @@ def part_b(repeats: int) -> dict:
     model = pruning.load_model("mnist-lenet300-keras")
     x, y = pruning.data.load("mnist", "test")
     cfg = model._keras.get_layer("normalize").get_config()
-    arrays = {"x": x, "y": y, "scale": np.float64(np.ravel(cfg["scale"])[0]), "offset": np.float64(np.ravel(cfg["offset"])[0])}
+    arrays = {"x": x, "y": y, "scale": np.float64(np.ravel(cfg["scale"])[0]),
+              "offset": np.float64(np.ravel(cfg["offset"])[0])}
     for which in ("init", "final"):
         for layer in ("fc1", "fc2", "fc3"):
             for var in ("kernel", "bias"):
                 arrays[f"{which}.{layer}.{var}"] = model.states[which][f"{layer}/{var}"]
     ours = {}
     for s in (0.2, 0.9, 0.99):
-        fn = lambda: pruning.evaluate(model, pruning.compute_mask(model, "smallest_weights_global", s))  # noqa: E731
+        fn = lambda s=s: pruning.evaluate(model, pruning.compute_mask(model, "smallest_weights_global", s))  # noqa: E731
         ours[s] = {"seconds": interleaved({"live": fn}, repeats)["live"], "accuracy": fn().accuracy}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.npz"
@@ -281,8 +290,8 @@ def part_g(repeats: int) -> dict:
             masks = {k: pruning.compute_mask(m, "large_final", sparsity, scope="global") for k, m in
                      (("local", local), ("remote", remote))}
             accuracy = {k: pruning.evaluate(m, masks[k]).accuracy for k, m in (("local", local), ("remote", remote))}
-            t = interleaved({"in_process": lambda: pruning.evaluate(local, masks["local"]),
-                             "worker": lambda: pruning.evaluate(remote, masks["remote"])}, repeats)
+            t = interleaved({"in_process": functools.partial(pruning.evaluate, local, masks["local"]),
+                             "worker": functools.partial(pruning.evaluate, remote, masks["remote"])}, repeats)
             rows.append({"model": name, "sparsity": sparsity, **t, "ratio": t["worker"] / t["in_process"],
                          "same_accuracy": accuracy["local"] == accuracy["remote"], "first_load_seconds": load_seconds})
         remote.close()
@@ -303,7 +312,8 @@ def versions() -> dict:
 
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+    gpu = "none" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": gpu,
             "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
 
 

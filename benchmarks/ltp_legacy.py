@@ -55,7 +55,8 @@ def main():
     x, y = d["x"].astype(np.float32), d["y"].astype(np.int64)
     init, model = build(d, "init"), build(d, "final")
     final_weights = model.get_weights()
-    out = {"tf_keras": keras.__version__, "lottery_ticket_pruner": getattr(lottery_ticket_pruner, "__version__", "0.8.1"),
+    out = {"tf_keras": keras.__version__,
+           "lottery_ticket_pruner": getattr(lottery_ticket_pruner, "__version__", "0.8.1"),
            "images": int(len(y)), "patch": PATCH, "rows": []}
     for s in sparsities:
         for batch in (32, 10000):  # Keras's default batch size, and the whole test set at once

@@ -32,35 +32,43 @@ def tables(r: dict) -> list:
         out.append(("a. Live latency (compute_mask + evaluate), large_final global; matmul "
                     f"{a['matmul_gflops']:.1f} GFLOP/s measured",
                     table(["model", "images", "sparsity", "dense forward", "live", "live/dense", "live (fast path)",
-                           "fast/dense", "torch prune + eval", "live/torch", "FLOP bound", "accuracy", "torch acc."], rows)))
+                           "fast/dense", "torch prune + eval", "live/torch", "FLOP bound", "accuracy", "torch acc."],
+                          rows)))
         layout = [[m["model"], m["images"], f"{s['sparsity']:.2f}", _t(s["dense_forward_nchw"]), _t(s["dense_forward"]),
-                   f"{s['ratio_dense_to_nchw']:.2f}x"] for m in a["models"] for s in m["sparsities"] if "dense_forward_nchw" in s]
+                   f"{s['ratio_dense_to_nchw']:.2f}x"]
+                  for m in a["models"] for s in m["sparsities"] if "dense_forward_nchw" in s]
         if layout:
             out.append(("a. Dense forward pass of the PyTorch CIFAR nets: channels-first (PyTorch's default) vs the "
                         "adapter's channels-last memory order",
-                        table(["model", "images", "sparsity", "channels-first", "channels-last", "last/first"], layout)))
+                        table(["model", "images", "sparsity", "channels-first", "channels-last", "last/first"],
+                              layout)))
         out.append(("a. First ranking (sort once per setting) per model",
-                    table(["model", "images", "first compute_mask"], [[m["model"], m["images"], _t(m["first_ranking_seconds"])] for m in a["models"]])))
+                    table(["model", "images", "first compute_mask"],
+                          [[m["model"], m["images"], _t(m["first_ranking_seconds"])] for m in a["models"]])))
         out.append(("a. CSR vs dense addmm, 300 x 784 kernel, 10,000 images",
                     table(["sparsity", "dense", "CSR", "CSR speedup"],
-                          [[f"{c['sparsity']:.3f}", _t(c["dense"]), _t(c["csr"]), f"{c['csr_speedup']:.2f}x"] for c in a["crossover"]])))
+                          [[f"{c['sparsity']:.3f}", _t(c["dense"]), _t(c["csr"]), f"{c['csr_speedup']:.2f}x"]
+                           for c in a["crossover"]])))
     b = r.get("b_lottery_ticket_pruner")
     if b:
         if "error" in b:
             out.append(("b. lottery-ticket-pruner", f"not measured: {b['error']}"))
         else:
-            out.append((f"b. lottery-ticket-pruner {b['lottery_ticket_pruner']} (tf_keras {b['tf_keras']}) vs this engine, "
-                        "mnist-lenet300-keras, smallest_weights_global",
-                        table(["sparsity", "Keras batch", "calc_prune_mask + apply + evaluate", "their sparsity", "accuracy",
-                               "ours (live)", "our accuracy", "theirs/ours"],
+            out.append((f"b. lottery-ticket-pruner {b['lottery_ticket_pruner']} (tf_keras {b['tf_keras']}) "
+                        "vs this engine, mnist-lenet300-keras, smallest_weights_global",
+                        table(["sparsity", "Keras batch", "calc_prune_mask + apply + evaluate", "their sparsity",
+                               "accuracy", "ours (live)", "our accuracy", "theirs/ours"],
                               [[row["sparsity"], row["batch_size"], _t(row["seconds"]), f"{row['actual_sparsity']:.4f}",
                                 f"{row['accuracy']:.4f}", _t(row["ours_seconds"]), f"{row['ours_accuracy']:.4f}",
-                                f"{row['ratio_theirs_to_ours']:.1f}x"] for row in b["rows"]]) + f"\n\nNote: {b['patch']}"))
+                                f"{row['ratio_theirs_to_ours']:.1f}x"] for row in b["rows"]])
+                        + f"\n\nNote: {b['patch']}"))
     c = r.get("c_sweep")
     if c:
-        out.append((f"c. Sweep: {c['criteria']} criteria x {c['sparsities']} sparsities = {c['evaluations']} evaluations (LeNet-300-100)",
+        out.append((f"c. Sweep: {c['criteria']} criteria x {c['sparsities']} sparsities = {c['evaluations']} "
+                    "evaluations (LeNet-300-100)",
                     table(["evaluate", "total", "per evaluation"],
-                          [[k, _t(c[f"{k}_seconds"]), _t(c[f"{k}_seconds"] / c["evaluations"])] for k in ("plain", "fast")])))
+                          [[k, _t(c[f"{k}_seconds"]), _t(c[f"{k}_seconds"] / c["evaluations"])]
+                           for k in ("plain", "fast")])))
     d, x = r.get("d_memory"), r.get("d_explorer")
     if d or x:
         rows = []
@@ -75,8 +83,10 @@ def tables(r: dict) -> list:
         if x:
             out.append(("d. Explorer cold start", table(["health endpoint answers", "accuracy shown in Chromium"],
                                                      [[_t(x["health_seconds"]), _t(x["first_metric_seconds"])]])))
-    for key, title in (("e_round_trip", "e. Browser round trip: slider key press -> new accuracy on screen"),
-                       ("e_round_trip_browser_niced", "e. The same with Chromium at nice 19 (server first on the CPU)")):
+    for key, title in (("e_round_trip",
+                        "e. Browser round trip: slider key press -> new accuracy on screen"),
+                       ("e_round_trip_browser_niced",
+                        "e. The same with Chromium at nice 19 (server first on the CPU)")):
         e = {k: v for k, v in (r.get(key) or {}).items() if isinstance(v, dict)}
         if not e:
             continue
@@ -88,12 +98,13 @@ def tables(r: dict) -> list:
     if f:
         out.append((f"f. Load test: {f['sessions']} concurrent sessions x {f['moves_each']} moves",
                     table(["completed", "p50", "p90", "p95", "max", "wall", "isolation"],
-                          [[f["completed"], _t(f["p50"]), _t(f["p90"]), _t(f["p95"]), _t(f["max"]), _t(f["wall_seconds"]),
-                            "ok" if f["isolation_ok"] else "; ".join(f["mismatches"])]])
+                          [[f["completed"], _t(f["p50"]), _t(f["p90"]), _t(f["p95"]), _t(f["max"]),
+                            _t(f["wall_seconds"]), "ok" if f["isolation_ok"] else "; ".join(f["mismatches"])]])
                     + (f"\n\nNot completed: {'; '.join(f['problems'])}" if f["problems"] else "")))
     g = r.get("g_worker")
     if g:
-        out.append(("g. An uploaded model evaluated in its sandboxed worker vs in-process (full test set, large_final global)",
+        out.append(("g. An uploaded model evaluated in its sandboxed worker vs in-process "
+                    "(full test set, large_final global)",
                     table(["model", "sparsity", "in-process", "worker", "worker/in-process", "same accuracy",
                            "first load in a new worker"],
                           [[row["model"], f"{row['sparsity']:.1f}", _t(row["in_process"]), _t(row["worker"]),
@@ -112,7 +123,8 @@ def targets(r: dict) -> list:
     for m in (r.get("a_live") or {}).get("models", []):
         if m["model"] == "mnist-lenet300-torch":
             worst = max(s["ratio_live_to_dense"] for s in m["sparsities"])
-            rows.append(["LeNet-300-100 live <= 1.2x dense forward (every sparsity)", f"worst {worst:.2f}x", worst <= 1.2])
+            rows.append(["LeNet-300-100 live <= 1.2x dense forward (every sparsity)", f"worst {worst:.2f}x",
+                         worst <= 1.2])
             worst = max(s["ratio_live_to_torch_prune"] for s in m["sparsities"])
             rows.append(["LeNet-300-100 live no slower than torch.nn.utils.prune (every sparsity)",
                          f"worst {worst:.2f}x", worst <= 1.0])
@@ -127,18 +139,20 @@ def targets(r: dict) -> list:
     c = r.get("c_sweep")
     if c:
         for k in ("plain", "fast"):
-            rows.append([f"sweep of {c['evaluations']} evaluations <= 20 s ({k} evaluate)", f"{c[f'{k}_seconds']:.1f} s",
-                         c[f"{k}_seconds"] <= 20])
+            rows.append([f"sweep of {c['evaluations']} evaluations <= 20 s ({k} evaluate)",
+                         f"{c[f'{k}_seconds']:.1f} s", c[f"{k}_seconds"] <= 20])
     d, x = r.get("d_memory"), r.get("d_explorer")
     if d:
-        rows.append(["memory with all zoo models loaded <= 3 GB", _mb(d["peak_bytes"]) + " peak", d["peak_bytes"] <= 3 * 2**30])
+        rows.append(["memory with all zoo models loaded <= 3 GB", _mb(d["peak_bytes"]) + " peak",
+                     d["peak_bytes"] <= 3 * 2**30])
     if x:
         peak = max([x["VmHWM"]] + [x[k]["VmHWM"] for k in ("after_round_trips", "after_load_test") if k in x])
         rows.append(["explorer process <= 3 GB", _mb(peak) + " peak", peak <= 3 * 2**30])
     f = r.get("f_load_test")
     if f:
-        rows.append(["8 sessions: each sees only its own results", f"{f['completed']} of {f['sessions'] * f['moves_each']} "
-                     f"moves checked, {len(f['mismatches'])} mismatches", f["isolation_ok"]])
+        rows.append(["8 sessions: each sees only its own results",
+                     f"{f['completed']} of {f['sessions'] * f['moves_each']} moves checked, "
+                     f"{len(f['mismatches'])} mismatches", f["isolation_ok"]])
     for row in (r.get("g_worker") or {}).get("rows", []):
         rows.append([f"sandboxed worker overhead < 20% ({row['model']}, {row['sparsity']:.0%})",
                      f"{row['ratio']:.2f}x", row["ratio"] < 1.2])

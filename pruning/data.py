@@ -111,5 +111,5 @@ def stratified_indices(y: np.ndarray, limit: int | None) -> np.ndarray:
     take = np.floor(exact).astype(int)
     leftover = int(limit - take.sum())
     take[np.argsort(-(exact - take), kind="stable")[:leftover]] += 1
-    picked = [np.flatnonzero(y == c)[:k] for c, k in zip(classes, take)]
+    picked = [np.flatnonzero(y == c)[:k] for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(picked))

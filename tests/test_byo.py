@@ -87,11 +87,13 @@ def test_safetensors_of_a_zoo_architecture_equals_the_zoo_model():
     mine = byo.load_file_model(ZOO / "final.safetensors", "mnist", ZOO / "init.safetensors")
     assert mine.info["architecture"] == "lenet300" and mine.warnings == [] and mine.name == "final.safetensors"
     assert set(mine.states) == {"final", "init"} and list(mine.specs) == list(zoo.specs)
-    for strategy, weights in (("large_final", "final"), ("movement", "init"), ("large_final_same_sign", "signed-constant")):
+    for strategy, weights in (("large_final", "final"), ("movement", "init"),
+                              ("large_final_same_sign", "signed-constant")):
         a = pruning.compute_mask(zoo, strategy, 0.8, scope="global")
         b = pruning.compute_mask(mine, strategy, 0.8, scope="global")
         assert all(np.array_equal(a[n], b[n]) for n in a)
-        assert pruning.evaluate(mine, b, weights, limit=500).accuracy == pruning.evaluate(zoo, a, weights, limit=500).accuracy
+        assert (pruning.evaluate(mine, b, weights, limit=500).accuracy
+                == pruning.evaluate(zoo, a, weights, limit=500).accuracy)
 
 
 def test_architecture_recognised_from_keys_and_shapes(tmp_path):
@@ -100,7 +102,8 @@ def test_architecture_recognised_from_keys_and_shapes(tmp_path):
     model = byo.load_file_model(tmp_path / "l5.safetensors", "fashion_mnist")
     assert model.info["architecture"] == "lenet5" and "init" not in model.states
     assert model.info["preprocessing"] == pruning.training.recipes.FASHION
-    refused(tmp_path / "l5.safetensors", "does not match architecture lenet300: unexpected `conv1", architecture="lenet300")
+    refused(tmp_path / "l5.safetensors", "does not match architecture lenet300: unexpected `conv1",
+            architecture="lenet300")
     refused(tmp_path / "l5.safetensors", "unknown architecture 'vgg'", architecture="vgg")
 
 
@@ -464,4 +467,5 @@ def test_real_process_keras_error_is_one_line(keras_files):
                           cwd=ZOO.parent.parent,
                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == "error: the model's output for one mnist image has shape (1, 5); expected (1, 10): one logit per class\n"
+    assert proc.stderr == ("error: the model's output for one mnist image has shape (1, 5); "
+                           "expected (1, 10): one logit per class\n")

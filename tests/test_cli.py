@@ -67,7 +67,8 @@ def test_sweep_evaluates_identical_masks_once(tmp_path, monkeypatch):
     real = engine.evaluate
     monkeypatch.setattr(engine, "evaluate", lambda *a, **k: calls.append(k["weights"]) or real(*a, **k))
     code, _ = run("sweep", "--model", MODEL, "--strategies", "large_final,random,smallest_weights_global",
-                  "--sparsities", "0,0.5", "--weights", "final,init", "--limit", "300", "--out", str(tmp_path / "s.csv"))
+                  "--sparsities", "0,0.5", "--weights", "final,init", "--limit", "300",
+                  "--out", str(tmp_path / "s.csv"))
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert code == 0 and len(rows) == 3 * 2 * 2
     assert sorted(calls) == ["final"] * 4 + ["init"] * 4  # one dense pass per weight set, not three
@@ -84,7 +85,8 @@ def test_export_npz_and_torch(tmp_path):
     loaded = pruning.load_mask(tmp_path / "m.npz", model)
     assert all(np.array_equal(loaded[n], expected[n]) for n in expected)
     meta = loaded.meta
-    assert (meta["model"], meta["strategy"], meta["scope"], meta["granularity"]) == (MODEL, "movement", "global", "weight")
+    assert ((meta["model"], meta["strategy"], meta["scope"], meta["granularity"])
+            == (MODEL, "movement", "global", "weight"))
     assert meta["requested_sparsity"] == 0.7 and meta["sparsity"] == pytest.approx(0.7, abs=1e-6)
     assert meta["weights_sha256"]["final.safetensors"] == model.info["sha256"]["final.safetensors"]
     assert run("export", "--model", MODEL, "--sparsity", "0.7", "--format", "torch",

@@ -74,7 +74,8 @@ def test_mismatched_masks_name_every_problem(tmp_path, capsys):
               "fc9.weight": np.ones(3, bool)}
     pruning.save_mask(pruning.Mask(arrays), tmp_path / "bad.npz")
     err = _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "bad.npz")], capsys)
-    for part in ("missing `fc3.weight`", "unexpected `fc9.weight`", "`fc2.weight` has shape (100, 30), the model's is (100, 300)"):
+    for part in ("missing `fc3.weight`", "unexpected `fc9.weight`",
+                 "`fc2.weight` has shape (100, 30), the model's is (100, 300)"):
         assert part in err
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04junk")
     assert "not a valid .npz mask" in _err(["evaluate", "--model", MODEL, "--mask", str(tmp_path / "junk.npz")], capsys)
@@ -85,7 +86,8 @@ def test_mismatched_masks_name_every_problem(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["evaluate", "--model-file", str(ZOO / "final.safetensors"), "--sparsity", "0.5"], "--model-file needs --dataset"),
-    (["evaluate", "--model", MODEL, "--dataset", "mnist", "--sparsity", "0.5"], "--dataset and --init-file go with --model-file"),
+    (["evaluate", "--model", MODEL, "--dataset", "mnist", "--sparsity", "0.5"],
+     "--dataset and --init-file go with --model-file"),
     (["evaluate", "--model", MODEL, *FILE, "--sparsity", "0.5"], "not allowed with argument --model"),
     (["evaluate", *FILE[:2], "--dataset", "svhn", "--sparsity", "0.5"], "unknown dataset 'svhn'"),
     (["evaluate", *FILE[:2], "--dataset", "cifar10", "--sparsity", "0.5"], "cannot run on a cifar10 image"),
@@ -93,7 +95,8 @@ def test_mismatched_masks_name_every_problem(tmp_path, capsys):
     (["evaluate", *FILE, "--weights", "init", "--sparsity", "0.5"], "has no initial weights"),
     (["sweep", *FILE, "--weights", "signed-constant", "--sparsities", "0.5"], "has no initial weights"),
     (["sweep", *FILE, "--strategies", "large_final,movement", "--sparsities", "0.5"], "needs the initial weights"),
-    (["evaluate", "--model-file", "/nonexistent/m.safetensors", "--dataset", "mnist", "--sparsity", "0.5"], "not found"),
+    (["evaluate", "--model-file", "/nonexistent/m.safetensors", "--dataset", "mnist", "--sparsity", "0.5"],
+     "not found"),
     (["evaluate", "--model", MODEL, "--sparsity", "0.5", "--seed", "-1"], "seed must not be negative"),
 ])
 def test_bad_input_one_line_exit_2(argv, message, capsys):

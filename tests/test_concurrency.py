@@ -66,7 +66,7 @@ def test_eight_threads_equal_one_after_another(name, tmp_path):
 
     with ThreadPoolExecutor(len(SETTINGS)) as pool:
         got = list(pool.map(job, SETTINGS))
-    for setting, (mask, result), (mask2, result2) in zip(SETTINGS, expected, got):
+    for setting, (mask, result), (mask2, result2) in zip(SETTINGS, expected, got, strict=True):
         assert all(np.array_equal(mask[n], mask2[n]) for n in mask), setting
         assert result.accuracy == result2.accuracy, setting
         assert np.array_equal(result.predictions, result2.predictions), setting

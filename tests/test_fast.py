@@ -67,5 +67,6 @@ def test_unsupported_models_fall_back_to_the_plain_evaluation():
     m = pruning.load_model("mnist-lenet300-keras")
     mask = pruning.compute_mask(m, "large_final", 0.9, scope="global")
     assert not fast.supported(m) and fast.compile(m, mask) is None
-    assert np.array_equal(fast.evaluate(m, mask, limit=500).predictions, pruning.evaluate(m, mask, limit=500).predictions)
+    assert np.array_equal(fast.evaluate(m, mask, limit=500).predictions,
+                          pruning.evaluate(m, mask, limit=500).predictions)
     assert not fast.benefit(m, mask, limit=200, repeats=1)["fast"]

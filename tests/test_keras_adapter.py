@@ -57,7 +57,7 @@ def test_engine_logits_equal_keras_predict_and_leave_the_model_untouched(nested)
     got = nested.logits(prunable, "final", nested.prepare(x[:300]))  # (300, 10)
     expected = nested.to_keras(prunable).predict(x[:300].astype(np.float32), verbose=0)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    for var, old in zip(nested._keras.variables, before):
+    for var, old in zip(nested._keras.variables, before, strict=True):
         np.testing.assert_array_equal(var.numpy(), old)
     result = pruning.evaluate(nested, mask, "init", limit=100)
     assert result.n == 100 and 0 <= result.accuracy <= 1

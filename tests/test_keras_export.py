@@ -74,8 +74,10 @@ def test_export_keras_roundtrip(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--model", "mnist-lenet300-torch", "--format", "keras", "--out", "x.keras"], "--format keras is not available for mnist-lenet300-torch, a PyTorch model; use --format npz or torch"),
-    (["--model", NAME, "--format", "torch", "--out", "x.pt"], "is not available for " + NAME + ", a Keras model; use --format npz or keras"),
+    (["--model", "mnist-lenet300-torch", "--format", "keras", "--out", "x.keras"],
+     "--format keras is not available for mnist-lenet300-torch, a PyTorch model; use --format npz or torch"),
+    (["--model", NAME, "--format", "torch", "--out", "x.pt"],
+     "is not available for " + NAME + ", a Keras model; use --format npz or keras"),
     (["--model", NAME, "--format", "keras", "--out", "x.h5"], "must end in .keras"),
     (["--model", NAME, "--format", "keras", "--out", "no/such/dir/x.keras"], "does not exist"),
 ])

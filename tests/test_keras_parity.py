@@ -52,7 +52,7 @@ def twins(request, tmp_path_factory):
 def test_keras_init_is_the_torch_init_converted(twins):
     k, t = twins
     assert len(k.specs) == len(t.specs) and k.output_name == "fc3/kernel"
-    for (kn, spec), tn in zip(k.specs.items(), t.specs):
+    for (kn, spec), tn in zip(k.specs.items(), t.specs, strict=True):
         np.testing.assert_array_equal(spec.to_canonical(k.weights("init")[kn]), t.weights("init")[tn])
         np.testing.assert_array_equal(k.states["init"][kn.replace("kernel", "bias")],
                                       t.states["init"][tn.replace("weight", "bias")])
@@ -76,7 +76,7 @@ def test_identical_masks_for_every_criterion(twins, scope, granularity):
         mk = pruning.compute_mask(k, criterion, sparsity, scope=scope, granularity=granularity, output_rate=0.5)
         mt = pruning.compute_mask(t, criterion, sparsity, scope=scope, granularity=granularity, output_rate=0.5)
         assert mk.meta["sparsity"] == mt.meta["sparsity"], criterion
-        for (kn, spec), tn in zip(k.specs.items(), t.specs):
+        for (kn, spec), tn in zip(k.specs.items(), t.specs, strict=True):
             assert mk[kn].shape == spec.shape
             np.testing.assert_array_equal(spec.to_canonical(mk[kn]), mt[tn], err_msg=f"{criterion} {kn}")
 
@@ -121,7 +121,7 @@ def test_zoo_twins_share_init_and_its_masks(keras_name, torch_name):
     """The committed zoo twins: the Keras θ0 is the PyTorch θ0 converted, and every criterion that
     reads only θ0 gives the same mask in both frameworks, at every scope and granularity."""
     k, t = pruning.load_model(keras_name), pruning.load_model(torch_name)
-    for (kn, spec), tn in zip(k.specs.items(), t.specs):
+    for (kn, spec), tn in zip(k.specs.items(), t.specs, strict=True):
         np.testing.assert_array_equal(spec.to_canonical(k.weights("init")[kn]), t.weights("init")[tn], err_msg=kn)
     for criterion in INIT_ONLY:
         for scope in ("layer", "global"):
@@ -129,6 +129,6 @@ def test_zoo_twins_share_init_and_its_masks(keras_name, torch_name):
                 sparsity = None if granularity == "2:4" else 0.9
                 mk = pruning.compute_mask(k, criterion, sparsity, scope=scope, granularity=granularity)
                 mt = pruning.compute_mask(t, criterion, sparsity, scope=scope, granularity=granularity)
-                for (kn, spec), tn in zip(k.specs.items(), t.specs):
+                for (kn, spec), tn in zip(k.specs.items(), t.specs, strict=True):
                     np.testing.assert_array_equal(spec.to_canonical(mk[kn]), mt[tn],
                                                   err_msg=f"{criterion} {scope} {granularity} {kn}")

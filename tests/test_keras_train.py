@@ -99,7 +99,7 @@ def test_flip_batches_mirror_the_marked_images_and_reshuffle_each_epoch():
     seen = np.concatenate([batches[i][1] for i in range(len(batches))])
     assert len(batches) == 3 and sorted(seen) == list(range(10))
     xb, yb = batches[0]
-    for image, label, flipped in zip(xb, yb, batches.flip[batches.order[:4]]):
+    for image, label, flipped in zip(xb, yb, batches.flip[batches.order[:4]], strict=True):
         assert np.array_equal(image, x[label][:, ::-1] if flipped else x[label])
     assert 0 < batches.flip.sum() < 10
     batches.on_epoch_end()

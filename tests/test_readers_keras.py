@@ -238,7 +238,7 @@ def test_every_zoo_keras_config_passes_the_budget_with_its_exact_count():
         members = reader.read_keras(path)
         with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as f:
             stored = []
-            f.visititems(lambda n, o: stored.append(o.size) if isinstance(o, h5py.Dataset) else None)
+            f.visititems(lambda n, o, stored=stored: stored.append(o.size) if isinstance(o, h5py.Dataset) else None)
         count = keras_config.count_parameters(json.loads(members["config.json"]), path)
         assert count == sum(stored) <= keras_config.MAX_PARAMS
 
@@ -266,7 +266,8 @@ def test_parameter_bound_equals_keras_count(keras, tmp_path):
     model.save(saved)
     config = json.loads(zipfile.ZipFile(saved).read("config.json"))
     assert keras_config.count_parameters(config, "all.keras") == model.count_params()
-    emb = keras.Sequential([keras.Input((5,), dtype="int32"), layers.Embedding(1000, 8), layers.Flatten(), layers.Dense(10)])
+    emb = keras.Sequential([keras.Input((5,), dtype="int32"), layers.Embedding(1000, 8), layers.Flatten(),
+                            layers.Dense(10)])
     emb.save(tmp_path / "emb.keras")
     config = json.loads(zipfile.ZipFile(tmp_path / "emb.keras").read("config.json"))
     assert keras_config.count_parameters(config, "emb.keras") == emb.count_params()
@@ -286,7 +287,8 @@ def test_keras_reads_a_rebuilt_archive_not_the_visitors_file(keras, tmp_path, mo
     model = byo.load_file_model(tmp_path / "mine.keras", "mnist")
     assert seen and all("mine.keras" not in p and p.endswith("final.keras") for p in seen)
     assert list(model.specs) == ["fc/kernel"] and model.info["sha256"]["final.keras"]
-    assert zipfile.ZipFile(seen[0]).namelist() == ["metadata.json", "config.json", "model.weights.h5", "assets/notes.txt"]
+    assert zipfile.ZipFile(seen[0]).namelist() == ["metadata.json", "config.json", "model.weights.h5",
+                                                   "assets/notes.txt"]
     assert np.asarray(model.to_keras().get_layer("fc").kernel).shape == (784, 10)
 
 

@@ -58,7 +58,8 @@ def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     for name, w in source.items():
         if weights == "signed-constant":
             w = (np.sign(w) * _std(w)).astype(w.dtype)
-        out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))  # not w * mask: NaN * 0 is NaN
+        # not w * mask: NaN * 0 is NaN
+        out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))
     if mask is not None and getattr(mask, "meta", {}).get("granularity") == "unit":
         out.update(removed_units(model, mask, base))
     return out

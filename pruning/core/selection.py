@@ -264,7 +264,7 @@ def cut(ranking: Ranking, sparsity: float) -> dict:
     for names, order, sizes, factor in ranking.pools:
         keep = np.ones(order.size, dtype=bool)
         keep[order[: round(pool_sparsity(sparsity, factor) * order.size)]] = False
-        for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1])):
+        for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1]), strict=True):
             shape = ranking.shapes[name]
             masks[name] = _expand_units(part, shape) if ranking.granularity.kind == "unit" else part.reshape(shape)
     return {name: masks[name] for name in ranking.shapes}  # the model's tensor order

@@ -59,7 +59,8 @@ class RayMap:
                 ray.init(address=self.address, runtime_env={"py_modules": [str(PACKAGE)], "env_vars": THREADS},
                          log_to_driver=False)
             else:
-                env = {**THREADS, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
+                path = os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])
+                env = {**THREADS, "PYTHONPATH": path}
                 ray.init(num_cpus=self.jobs, include_dashboard=False, log_to_driver=False,
                          object_store_memory=OBJECT_STORE_MB * 2**20, runtime_env={"env_vars": env})
         self._remote = ray.remote(num_cpus=1)(_call)

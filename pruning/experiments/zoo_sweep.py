@@ -2,12 +2,12 @@
 
     python -m pruning.experiments.zoo_sweep mnist-lenet300-torch [more names ...]
 
-Runs ``pruning.sweep`` (the same rows as ``python -m pruning sweep``) with the main criteria (layer scope, plus the global magnitude
-ranking ``smallest_weights_global``) at the sparsities below, on the trained and the initial
-weights, over the full test set.  ``sweep.json`` beside the table records the exact command, its
-wall time and the hardware, so the table can be reproduced and checked.  A full CIFAR-10 pass
-took 2 CPU cores 20-40 s in the committed sweeps (see pretrained/README.md), so CIFAR models
-get a smaller grid: fewer criteria and sparsities.
+Runs ``pruning.sweep`` (the same rows as ``python -m pruning sweep``) with the main criteria (layer
+scope, plus the global magnitude ranking ``smallest_weights_global``) at the sparsities below, on
+the trained and the initial weights, over the full test set.  ``sweep.json`` beside the table
+records the exact command, its wall time and the hardware, so the table can be reproduced and
+checked.  A full CIFAR-10 pass took 2 CPU cores 20-40 s in the committed sweeps (see
+pretrained/README.md), so CIFAR models get a smaller grid: fewer criteria and sparsities.
 """
 
 import json

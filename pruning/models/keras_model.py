@@ -53,7 +53,8 @@ def load(path) -> keras.Model:
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except (OSError, ValueError, TypeError, zipfile.BadZipFile) as exc:
-        raise PruningError(f"cannot load Keras model {path}: {quote((str(exc).splitlines() or [''])[0], 200)}") from None
+        first = (str(exc).splitlines() or [""])[0]
+        raise PruningError(f"cannot load Keras model {path}: {quote(first, 200)}") from None
 
 
 def _walk(model, prefix=""):
@@ -83,7 +84,8 @@ def named_variables(model) -> dict:
         if id(var) in seen:
             continue  # a layer shared by two sub-models
         if name in named:
-            raise PruningError(f"two variables of model {quote(model.name)} are both named {quote(name)}; rename a layer")
+            raise PruningError(f"two variables of model {quote(model.name)} are both named {quote(name)}; "
+                               "rename a layer")
         named[name], _ = var, seen.add(id(var))
     return named
 
@@ -188,7 +190,8 @@ class KerasModel:
                 def forward(trainable, fixed, x):
                     return model.stateless_call(trainable, fixed, x, training=False)[0]
 
-                spec = [[tf.TensorSpec(v[k].shape, v[k].dtype) for k in names] for names in (self._trainable, self._fixed)]
+                spec = [[tf.TensorSpec(v[k].shape, v[k].dtype) for k in names]
+                        for names in (self._trainable, self._fixed)]
                 spec.append(tf.TensorSpec((None, *self.input_shape), tf.float32))
                 self._forward = tf.function(forward, input_signature=spec)
             return self._forward
@@ -198,7 +201,8 @@ class KerasModel:
         forward = self._function()
         with tf.device(self.device):
             values = dict(self._tensors[base])
-            values.update({k: tf.constant(np.asarray(w, dtype=self.states[base][k].dtype)) for k, w in prunable.items()})
+            values.update({k: tf.constant(np.asarray(w, dtype=self.states[base][k].dtype))
+                           for k, w in prunable.items()})
             trainable, fixed = [values[k] for k in self._trainable], [values[k] for k in self._fixed]
             out = [forward(trainable, fixed, x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         return np.concatenate([np.asarray(o, dtype=np.float32) for o in out])

@@ -18,7 +18,7 @@ def normalize(preprocessing: dict, channels: int) -> layers.Rescaling:
     """x -> (x * scale - mean) / std, as one Rescaling layer (x * a + b)."""
     mean, std, scale = preprocessing["mean"], preprocessing["std"], preprocessing["scale"]
     a = [scale / s for s in std]
-    b = [-m / s for m, s in zip(mean, std)]
+    b = [-m / s for m, s in zip(mean, std, strict=True)]
     if channels == 1:
         a, b = a[0], b[0]
     return layers.Rescaling(a, b, name="normalize")

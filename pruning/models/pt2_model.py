@@ -98,7 +98,8 @@ def input_spec(ep) -> tuple:
     nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     vals = [nodes[u].meta.get("val") for u in users if u in nodes]
     if len(users) != 1 or not isinstance(vals[0], torch.Tensor):
-        raise PruningError(f"the program must take exactly one tensor (a batch of images); it takes {len(users)} inputs")
+        raise PruningError("the program must take exactly one tensor (a batch of images); "
+                           f"it takes {len(users)} inputs")
     shape = vals[0].shape
     batch = shape[0] if shape and isinstance(shape[0], int) else None
     if any(not isinstance(d, int) for d in shape[1:]) or not shape:

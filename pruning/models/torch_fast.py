@@ -182,7 +182,8 @@ def file_bytes(model, mask: dict | None, weights: str = "final") -> dict:
         rows, cols = np.nonzero(m)
         sparse[f"{name}.values"] = m[rows, cols]
         sparse[f"{name}.indices"] = cols.astype(np.int16 if m.shape[1] < 2 ** 15 else np.int32)
-        sparse[f"{name}.indptr"] = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m.shape[0]))]).astype(np.int32)
+        counts = np.bincount(rows, minlength=m.shape[0])
+        sparse[f"{name}.indptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         sparse[f"{name}.shape"] = np.array(w.shape, dtype=np.int32)
 
     def npz(arrays):

@@ -40,7 +40,8 @@ def prunable_specs(module: nn.Module) -> dict:
             continue
         params = [f"{name}.bias"] if m.bias is not None else []
         after_name, after = modules[i + 1] if i + 1 < len(modules) else (None, None)
-        if isinstance(after, nn.modules.batchnorm._BatchNorm) and after.affine and after.num_features == m.weight.shape[0]:
+        if (isinstance(after, nn.modules.batchnorm._BatchNorm) and after.affine
+                and after.num_features == m.weight.shape[0]):
             params += [f"{after_name}.weight", f"{after_name}.bias"]
         specs[f"{name}.weight"] = TensorSpec(f"{name}.weight", tuple(m.weight.shape), (), tuple(params))
     return specs
@@ -103,7 +104,8 @@ class TorchModel:
         """Logits (n, classes) with ``prunable`` replacing the kernels of weight set ``base``."""
         params = dict(self._tensors[base])
         for k, v in prunable.items():  # torch wants writable arrays; it never writes to them here
-            params[k] = layout(torch.from_numpy(v if v.flags.writeable and v.flags.c_contiguous else v.copy()).to(self.device))
+            array = v if v.flags.writeable and v.flags.c_contiguous else v.copy()
+            params[k] = layout(torch.from_numpy(array).to(self.device))
         module = self._thread_module()
         out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
                for i in range(0, len(x), self.batch_size)]

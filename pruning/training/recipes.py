@@ -27,7 +27,9 @@ RECIPES = {
                                "preprocessing": CIFAR, "init": "he_normal", "optimizer": "sgd", "lr": 0.1,
                                "momentum": 0.9, "weight_decay": 1e-4, "schedule": "cosine",
                                "batch_size": 128, "epochs": 15, "augmentation": "random crop (pad 4) + flip",
-                               "seed": 0, "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4), 15 cosine epochs (a CPU budget)"},
+                               "seed": 0,
+                               "source": "He et al. 2016 (SGD 0.1, momentum 0.9, wd 1e-4), 15 cosine epochs "
+                                         "(a CPU budget)"},
 }
 
 # Keras twins share θ0 exactly: train_keras.py converts the PyTorch twin's seeded θ0 (``twin``).

@@ -117,7 +117,8 @@ def imp(model, *, rounds: int, rate=0.2, epochs=None, rewind="init", scope="laye
                "best_accuracy": max(h["accuracy"] for h in run.history)}
         if control:
             ctrl = retrain(model, mask, rewind="random", epochs=epochs, seed=seed, limit=limit)
-            row |= {"control_accuracy": ctrl.accuracy, "control_best_accuracy": max(h["accuracy"] for h in ctrl.history)}
+            row |= {"control_accuracy": ctrl.accuracy,
+                    "control_best_accuracy": max(h["accuracy"] for h in ctrl.history)}
         rows.append(row)
         if on_round:
             on_round(row)

@@ -92,7 +92,7 @@ class _Flipped(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        return (len(self.x) + self.batch_size - 1) // self.batch_size  # batches, the last one partial
 
     def on_epoch_end(self):
         self.order, self.flip = self.rng.permutation(len(self.x)), self.rng.random(len(self.x)) < 0.5
@@ -159,11 +159,12 @@ def train_zoo_model(name: str, log=print) -> dict:
     info = {
         "name": name, "framework": "keras", "dataset": recipe["dataset"],
         "architecture": recipe["architecture"], "preprocessing": recipe["preprocessing"],
-        "init": recipe["init"] + (f" (θ0 of {recipe['twin']}, converted to Keras layout)" if recipe.get("twin") else ""),
+        "init": recipe["init"] + (f" (θ0 of {recipe['twin']}, converted to Keras layout)"
+                                  if recipe.get("twin") else ""),
         "twin": recipe.get("twin"),
         "training": {k: recipe[k] for k in ("optimizer", "lr", "adam_epsilon", "schedule", "batch_size", "epochs",
-                                            "validation_split", "early_stopping_patience", "augmentation", "weight_decay",
-                                            "seed", "source")
+                                            "validation_split", "early_stopping_patience", "augmentation",
+                                            "weight_decay", "seed", "source")
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
                                         "loss_per_epoch": [float(v) for v in history.history["loss"]],
                                         "subset_accuracy_per_epoch": progress.curve,

@@ -41,7 +41,8 @@ def check_objects(config, label: str) -> None:
             if cls in ("Lambda", "TFOpLambda"):
                 raise PruningError(f"{label} has a Lambda layer (arbitrary Python code), which is "
                                    f"refused; rebuild the model from built-in Keras layers")
-            if module is not None and (not isinstance(module, str) or module != "keras" and not module.startswith("keras.")):
+            if module is not None and (not isinstance(module, str)
+                                       or module != "keras" and not module.startswith("keras.")):
                 raise PruningError(f"{label} uses {quote(cls)} from {quote(module)}: custom objects are refused; "
                                    f"use built-in Keras layers only")
             if cls == "function" and not _KERAS_FUNCTIONS.match(str(module)):

@@ -191,7 +191,8 @@ def _check_records(config: dict, label: str, stored: dict) -> None:
         if have == 0:
             continue
         sizes, strides, offset = _layout(meta, label)
-        need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * item
+        # a hostile file's sizes and strides may differ in length: checked first below, before `need` is used
+        need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides, strict=False)) + 1) * item
         if len(sizes) != len(strides):
             problem = f"holds {quote(fqn, 60)} with {len(sizes)} sizes but {len(strides)} strides"
         elif have < need:
@@ -224,7 +225,8 @@ def no_unpickling():
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
             if threading.get_ident() == me:
-                raise pickle.UnpicklingError(f"unpickling {quote(f'{module}.{name}')} is refused while a visitor's program loads")
+                raise pickle.UnpicklingError(f"unpickling {quote(f'{module}.{name}')} is refused "
+                                             "while a visitor's program loads")
             return super().find_class(module, name)
 
     with _LOADING:
@@ -238,7 +240,7 @@ def no_unpickling():
             os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
             yield
         finally:
-            for (obj, name), value in zip(patched, saved):
+            for (obj, name), value in zip(patched, saved, strict=True):
                 setattr(obj, name, value)
             for k, v in env.items():
                 if v is None:

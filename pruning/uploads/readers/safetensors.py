@@ -90,7 +90,7 @@ def read_header(path) -> dict:
     data_size = size - 8 - n
     shapes = {key: _check_entry(path, key, entry, data_size) for key, entry in header.items()}
     spans = sorted((entry["data_offsets"], key) for key, entry in header.items())
-    for (first, a), (second, b) in zip(spans, spans[1:]):
+    for (first, a), (second, b) in zip(spans, spans[1:], strict=False):  # each span and the next
         if second[0] < first[1]:
             raise _bad(path, f"tensors {quote(a)} and {quote(b)} overlap")
     return shapes
@@ -141,7 +141,8 @@ def match_architecture(shapes: dict, architecture: str | None = None) -> str:
             return a
     best = min(diffs, key=lambda a: len(diffs[a]))
     shown = "; ".join(diffs[best][:4]) + ("; ..." if len(diffs[best]) > 4 else "")
-    which = f"architecture {best}" if architecture else f"any zoo architecture ({', '.join(ARCHITECTURES)}); closest, {best}"
+    which = (f"architecture {best}" if architecture
+             else f"any zoo architecture ({', '.join(ARCHITECTURES)}); closest, {best}")
     raise PruningError(f"the state dict does not match {which}: {shown}")
 
 

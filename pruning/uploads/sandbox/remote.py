@@ -51,7 +51,8 @@ def _specs(reply: dict) -> dict:
         ok = (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and len(row[0]) <= 1000
               and all(isinstance(v, list) and all(type(d) is int and d >= 0 for d in v) for v in row[1:3])
               and (not row[2] or sorted(row[2]) == list(range(len(row[1]))))
-              and isinstance(row[3], list) and len(row[3]) <= 4 and all(isinstance(p, str) and len(p) <= 1000 for p in row[3]))
+              and isinstance(row[3], list) and len(row[3]) <= 4
+              and all(isinstance(p, str) and len(p) <= 1000 for p in row[3]))
         if not ok or row[0] in specs:
             raise PruningError("the worker's answer is malformed (specs)")
         specs[row[0]] = TensorSpec(row[0], tuple(row[1]), tuple(row[2]), tuple(row[3]))
@@ -117,7 +118,7 @@ class RemoteModel:
     def _call(self, header: dict, arrays: dict, what: str, **request) -> dict:
         """One request to this model in the owner's worker, restoring what a new worker lacks."""
         header = {**header, "key": self.key}
-        for attempt in range(2):
+        for _ in range(2):
             with self.pool.worker(self.owner) as w:
                 if self.key not in w.loaded:
                     self._loaded(w)

@@ -47,7 +47,10 @@ def encode(header: dict, arrays: dict | None = None) -> list:
 def _wait(fd: int, deadline: float | None, writing: bool = False) -> None:
     if deadline is not None:
         left = deadline - time.monotonic()
-        ready = select.select([], [fd], [], max(left, 0))[1] if writing else select.select([fd], [], [], max(left, 0))[0]
+        if writing:
+            ready = select.select([], [fd], [], max(left, 0))[1]
+        else:
+            ready = select.select([fd], [], [], max(left, 0))[0]
         if left <= 0 or not ready:
             raise Timeout("no answer before the deadline")
 

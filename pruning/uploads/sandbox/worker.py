@@ -147,7 +147,8 @@ class Worker:
         reply = {"framework": model.framework, "info": model.info, "specs": specs, "output_name": model.output_name,
                  "warnings": list(model.warnings), "static_batch": getattr(model, "static_batch", None),
                  "parameters": [total, prunable], "device": f"{model.device}, sandboxed worker"}
-        arrays = {f"{which}/{name}": np.asarray(w) for which in model.states for name, w in model.weights(which).items()}
+        arrays = {f"{which}/{name}": np.asarray(w)
+                  for which in model.states for name, w in model.weights(which).items()}
         arrays.update({f"{which}/{p}": np.asarray(model.states[which][p]) for which in model.states
                        for s in model.specs.values() for p in s.unit_params})
         return reply, arrays
