@@ -83,7 +83,8 @@ def lottery_ticket_pruner(quick, seeds, run):
     results = run(_ltp_trial, [{"seed": s, **train} for s in range(seeds)])
     published_trained = {"large_final": (0.935, 0.936, 0.936, 0.936), "smallest_weights": (0.936, 0.936, 0.937, 0.937),
                          "smallest_weights_global": (0.939, 0.939, 0.939, 0.939)}
-    published_untrained = {"large_final": (0.760, 0.911, 0.744, 0.176), "smallest_weights": (0.737, 0.899, 0.703, 0.164),
+    published_untrained = {"large_final": (0.760, 0.911, 0.744, 0.176),
+                           "smallest_weights": (0.737, 0.899, 0.703, 0.164),
                            "smallest_weights_global": (0.722, 0.920, 0.925, 0.098)}
     trained, untrained = [], []
     for strategy in published_trained:
@@ -91,7 +92,8 @@ def lottery_ticket_pruner(quick, seeds, run):
         for i, level in enumerate(LTP_LEVELS):
             cells = [r[(ours, level)] for r in results]
             trained.append([f"{level:.2%}", strategy, published_trained[strategy][i], mean_std(c[0] for c in cells)])
-            untrained.append([f"{level:.2%}", strategy, published_untrained[strategy][i], mean_std(c[1] for c in cells)])
+            untrained.append([f"{level:.2%}", strategy, published_untrained[strategy][i],
+                              mean_std(c[1] for c in cells)])
     return "\n\n".join([
         f"Model: `mnist-lenet300-torch` (dense {info('mnist-lenet300-torch')['test_accuracy']:.4f}). Trained: the "
         f"mask from θf, the network rewound to θ0 and retrained {train['epochs']} epoch(s) with the mask held at zero. "
@@ -101,14 +103,16 @@ def lottery_ticket_pruner(quick, seeds, run):
         _differences(
             "Network: LeNet-300-100 (dense 0.98) here; the package's example is a small conv net "
             "(Conv32-Conv64-Dense128) trained with Adadelta and early stopping (dense 0.937).",
-            f"Retraining: {train['epochs']} epochs of Adam 1.2e-3 per mask here; the package retrains until early stopping.",
+            f"Retraining: {train['epochs']} epochs of Adam 1.2e-3 per mask here; the package retrains until "
+            "early stopping.",
             "Masks: held at zero after every optimiser step here; the package's callback re-applies them at epoch "
             "boundaries, so pruned weights drift within an epoch.",
             "Untrained table: both are θ0 with the mask of θf. Its numbers are higher because its masks keep more of "
             "the small network's useful paths and its θ0 is another network's; the gap is a property of the "
             "network, not an unmatchable setting.",
             "At 99.33% our output layer is pruned to 7 of its 1,000 weights, which no retraining recovers."),
-        "**Trained after pruning**\n\n" + _table(["pruned", "strategy", "published", f"measured ({seeds} seeds)"], trained),
+        "**Trained after pruning**\n\n"
+        + _table(["pruned", "strategy", "published", f"measured ({seeds} seeds)"], trained),
         "**θ0 with the mask of θf (untrained)**\n\n" + _table(["pruned", "strategy", "published",
                                                                 f"measured ({seeds} seeds)"], untrained),
     ])
@@ -155,7 +159,8 @@ def _supermask_section(name, rates, seeds, quick, run, published, extra):
 
 @EXPERIMENTS.register("supermask", "Zhou et al. 2019: supermasks (large_final_same_sign) on MNIST")
 def supermask(quick, seeds, run):
-    return _supermask_section("mnist-lenet300-torch", SUPERMASK_RATES, seeds, quick, run, "0.86 (Zhou et al. 2019, MNIST FC)",
+    return _supermask_section("mnist-lenet300-torch", SUPERMASK_RATES, seeds, quick, run,
+                              "0.86 (Zhou et al. 2019, MNIST FC)",
                               ["Network: LeNet-300-100 trained 20 epochs (Adam 1.2e-3, batch 60) as in Frankle & "
                                "Carbin; Zhou et al. use the same network and recipe."])
 
@@ -182,7 +187,8 @@ def _wvu_trial(item):
 @EXPERIMENTS.register("weight-vs-unit", "weight pruning vs unit pruning on MNIST and Fashion-MNIST")
 def weight_vs_unit(quick, seeds, run):
     names, seeds = ("mnist-lenet300-torch", "fmnist-lenet300-torch"), seeds_for(seeds, quick)
-    items = [{"name": n, "seed": s, "quick": quick, "limit": 2000 if quick else None} for n in names for s in range(seeds)]
+    items = [{"name": n, "seed": s, "quick": quick, "limit": 2000 if quick else None}
+             for n in names for s in range(seeds)]
     results = run(_wvu_trial, items)
     sections = []
     for i, name in enumerate(names):
@@ -206,7 +212,8 @@ def weight_vs_unit(quick, seeds, run):
 # --- 2:4 one-shot --------------------------------------------------------------------------------
 
 def _nm_trial(item):
-    rows = sweep(item["model"], ["large_final", "random"], [0.5], granularity="2:4", seed=item["seed"], limit=item["limit"])
+    rows = sweep(item["model"], ["large_final", "random"], [0.5], granularity="2:4", seed=item["seed"],
+                 limit=item["limit"])
     out = {r["strategy"]: r["accuracy"] for r in rows}
     if item["seed"] == 0:
         out["dense"] = evaluate(load_model(item["model"]), None, limit=item["limit"]).accuracy
@@ -259,7 +266,8 @@ def lottery_ticket(quick, seeds, run):
         "points of dense down to 7% of weights remaining or fewer, and the random re-initialisation is clearly worse.",
         _differences("Retraining: a fixed number of epochs per round; the paper trains 50,000 iterations and reports "
                      "the accuracy at early stopping (validation loss)."),
-        _table(["round", "weights remaining", "ticket (rewind to θ0)", "random re-init", "ticket vs dense (points)"], table)])
+        _table(["round", "weights remaining", "ticket (rewind to θ0)", "random re-init", "ticket vs dense (points)"],
+               table)])
 
 
 def _imp_trial(item):
@@ -278,9 +286,11 @@ def _dynamic_trial(item):
     out = {"sparsity": sparsity, "dynamic": dyn.accuracy}
     for label, strategy, rewind in (("ticket", "large_final", "init"), ("random", "random", "init")):
         mask = compute_mask(model, strategy, sparsity, seed=seed)
-        out[label] = retrain(model, mask, rewind=rewind, epochs=train["epochs"], limit=train["limit"], seed=seed).accuracy
+        out[label] = retrain(model, mask, rewind=rewind, epochs=train["epochs"], limit=train["limit"],
+                             seed=seed).accuracy
     dense = compute_mask(model, "large_final", 0.0)
-    out["dense"] = retrain(model, dense, rewind="init", epochs=train["epochs"], limit=train["limit"], seed=seed).accuracy
+    out["dense"] = retrain(model, dense, rewind="init", epochs=train["epochs"], limit=train["limit"],
+                           seed=seed).accuracy
     return out
 
 
@@ -310,7 +320,8 @@ def resnet_l1(quick, seeds, run):
     name = "cifar10-resnet20-torch"
     limit = 500 if quick else None
     levels = [step / 20 for step in range(0, 21, 4 if quick else 1)]
-    rows_by_scope = run(_l1_trial, [{"model": name, "scope": s, "levels": levels, "limit": limit} for s in ("layer", "global")])
+    rows_by_scope = run(_l1_trial, [{"model": name, "scope": s, "levels": levels, "limit": limit}
+                                    for s in ("layer", "global")])
     acc = {(r["scope"], r["requested_sparsity"]): r["accuracy"] for rows in rows_by_scope for r in rows}
     rows = [[f"{k:.0%}", f"{acc[('layer', k)]:.3f}", f"{acc[('global', k)]:.3f}"] for k in levels]
     return "\n\n".join([
@@ -322,7 +333,8 @@ def resnet_l1(quick, seeds, run):
 
 
 def _l1_trial(item):
-    return sweep(item["model"], ["large_final"], item["levels"], scope=item["scope"], output_rate=0, limit=item["limit"])
+    return sweep(item["model"], ["large_final"], item["levels"], scope=item["scope"], output_rate=0,
+                 limit=item["limit"])
 
 
 def run(name: str, quick: bool = False, seeds: int | None = None, jobs=None, address=None) -> str:
