@@ -40,11 +40,65 @@ def accuracy_curve(curves: dict, dense: float, live: dict, control: dict | None 
                                                              line=dict(width=1, color="white")),
                             hovertemplate=f"{100 * point['sparsity']:.2f}% pruned<br>"
                                           "accuracy %{y:.2%}<extra></extra>")
+    return _accuracy_axes(fig)
+
+
+def _accuracy_axes(fig):
+    """Test accuracy against weights remaining on a log axis, 100% on the left, 0.1% on the right."""
     fig.update_xaxes(type="log", range=[2.05, -1.1], title="weights remaining (%, log scale)",  # 100% .. 0.1%
                      tickvals=[100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1],
                      ticktext=["100", "50", "20", "10", "5", "2", "1", "0.5", "0.2", "0.1"])
     fig.update_yaxes(title="test accuracy", tickformat=".0%", range=[0, 1.02])
     return _layout(fig, 400)
+
+
+SIDES = {"A": "#2b6cb0", "B": "#d6336c"}  # the Compare tab's two settings
+JACCARD = "#2f9e44"
+
+
+def compare_curves(sides: dict, dense: dict) -> go.Figure:
+    """Two settings on the accuracy-vs-sparsity axes.  ``sides``: "A"/"B" -> {"name": legend text,
+    "point": {"sparsity", "accuracy"}, "curve": {"sparsity": [...], "accuracy": [...]} or None};
+    ``dense``: label -> accuracy of the unpruned weights (one dashed line each)."""
+    fig = go.Figure()
+    for side, d in sides.items():
+        if d["curve"]:
+            c = d["curve"]
+            fig.add_scatter(x=_remaining(c["sparsity"]), y=c["accuracy"], mode="lines+markers",
+                            name=f"{side}: {d['name']} (precomputed)", opacity=0.6,
+                            line=dict(color=SIDES[side], dash="solid" if side == "A" else "dash"),
+                            customdata=[100 * s for s in c["sparsity"]],
+                            hovertemplate="%{customdata:.2f}% pruned<br>accuracy %{y:.2%}<extra>" + side + "</extra>")
+    for side, d in sides.items():  # the live points on top of both curves
+        p = d["point"]
+        fig.add_scatter(x=_remaining([p["sparsity"]]), y=[p["accuracy"]], mode="markers+text", name=f"{side} (live)",
+                        text=[side], textposition="top center", textfont=dict(color=SIDES[side], size=14),
+                        marker=dict(symbol="star" if side == "A" else "diamond", size=16, color=SIDES[side],
+                                    line=dict(width=1, color="white")),
+                        hovertemplate=f"{side}: {100 * p['sparsity']:.2f}% pruned<br>"
+                                      "accuracy %{y:.2%}<extra></extra>")
+    for i, (label, accuracy) in enumerate(dense.items()):
+        fig.add_hline(y=accuracy, line=dict(color="black", dash="dash", width=1),
+                      annotation_text=f"{label} {accuracy:.2%}",
+                      annotation_position="top right" if i == 0 else "bottom right")
+    return _accuracy_axes(fig)
+
+
+def layer_overlap(layers: list) -> go.Figure:
+    """Grouped horizontal bars per tensor, first layer on top: the sparsity of A, of B, and the
+    Jaccard overlap of the weights they keep (rows of ``pruning.compare_masks(...)["layers"]``)."""
+    names = [row["name"] for row in layers][::-1]
+    fig = go.Figure()
+    for key, label, colour, fmt in (("jaccard", "Jaccard A/B (kept weights)", JACCARD, "{:.3f}"),
+                                    ("sparsity_b", "sparsity B", SIDES["B"], "{:.1%}"),
+                                    ("sparsity_a", "sparsity A", SIDES["A"], "{:.1%}")):  # drawn bottom-up
+        values = [row[key] for row in layers][::-1]
+        fig.add_bar(x=values, y=names, orientation="h", name=label, marker_color=colour,
+                    text=[fmt.format(v) for v in values], textposition="outside", textfont_size=11,
+                    cliponaxis=False, hovertemplate="%{y}: %{text}<extra>" + label + "</extra>")
+    fig.update_xaxes(range=[0, 1.15], tickvals=[0, 0.25, 0.5, 0.75, 1], title="sparsity (share pruned) · Jaccard index")
+    fig.update_layout(barmode="group", bargap=0.25, legend_traceorder="reversed")
+    return _layout(fig, max(300, 100 + 84 * len(layers)))
 
 
 def layer_sparsity(layers: list) -> go.Figure:

@@ -96,33 +96,36 @@ def model_ui() -> str | None:
     return name
 
 
-def criterion_ui() -> str:
+def criterion_ui(prefix: str = "") -> str:
+    """``prefix``: the controls' key prefix ("" for the sidebar's setting A, B for the Compare tab's B)."""
     names = [*pruning.CRITERIA, *pruning.ALIASES]
-    strategy = st.selectbox("Criterion", names, key="strategy", persist_state="session",
+    strategy = st.selectbox("Criterion", names, key=f"{prefix}strategy", persist_state="session",
                             help="How each weight is scored; the lowest scores are pruned first.")
     st.caption(pruning.CRITERIA[strategy].doc if strategy in pruning.CRITERIA else ALIAS_DOCS[strategy])
     return strategy
 
 
-def scope_ui(strategy: str) -> str:
+def scope_ui(strategy: str, prefix: str = "") -> str:
     help_text = "layer: every tensor pruned at the same rate; global: one ranking across all tensors."
     if strategy in pruning.ALIASES:
         fixed = pruning.ALIASES[strategy][1]
         st.radio("Scope", pruning.SCOPES, index=pruning.SCOPES.index(fixed), horizontal=True, disabled=True,
-                 key=f"scope_fixed_{fixed}", help=help_text)
+                 key=f"{prefix}scope_fixed_{fixed}", help=help_text)
         st.caption(f"`{strategy}` fixes the scope to {fixed}.")
         return fixed
-    return st.radio("Scope", pruning.SCOPES, horizontal=True, key="scope", persist_state="session", help=help_text)
+    return st.radio("Scope", pruning.SCOPES, horizontal=True, key=f"{prefix}scope", persist_state="session",
+                    help=help_text)
 
 
-def granularity_ui() -> str | None:
+def granularity_ui(prefix: str = "") -> str | None:
     """"weight", "unit" or an N:M pattern such as "2:4"; None (with a message) for a bad pattern."""
-    kind = st.radio("Granularity", GRANULARITIES, horizontal=True, key="granularity", persist_state="session",
+    kind = st.radio("Granularity", GRANULARITIES, horizontal=True, key=f"{prefix}granularity",
+                    persist_state="session",
                     help="weight: any single weight; unit: whole neurons / filters; N:M: keep N of every M "
                          "consecutive weights (hardware-friendly; fixes the sparsity).")
     if kind != "N:M":
         return kind
-    pattern = st.text_input("N:M pattern", "2:4", key="nm", persist_state="session",
+    pattern = st.text_input("N:M pattern", "2:4", key=f"{prefix}nm", persist_state="session",
                             help="e.g. 2:4 keeps 2 of every 4 weights (50% sparse)")
     try:
         fixed_sparsity(pattern)
@@ -132,8 +135,8 @@ def granularity_ui() -> str | None:
     return pattern.strip().replace(" ", "")
 
 
-def weights_ui(available: list) -> str:
-    return st.radio("Mask applied to", available, format_func=WEIGHT_LABELS.get, key="weights",
+def weights_ui(available: list, prefix: str = "") -> str:
+    return st.radio("Mask applied to", available, format_func=WEIGHT_LABELS.get, key=f"{prefix}weights",
                     persist_state="session",
                     help="Trained weights (ordinary pruning), the untrained initial weights (a supermask, "
                          "Zhou et al. 2019) or sign(θ0) × the layer's θ0 std (signed constant).")
@@ -208,11 +211,14 @@ def _pattern(text: str) -> str:
     return "".join(text.split())  # "2 : 4" -> "2:4"
 
 
-# the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35, each with its reader
-LINKED = {"model": _one_of(lambda: [r["name"] for r in catalogue()]),
-          "strategy": _one_of(lambda: [*pruning.CRITERIA, *pruning.ALIASES]),
-          "scope": _one_of(lambda: pruning.SCOPES), "granularity": _one_of(lambda: GRANULARITIES),
-          "nm": _pattern, "weights": _one_of(lambda: pruning.WEIGHT_SETS), "sparsity_pct": _percent}
+B = "b_"  # key prefix of setting B's controls (the Compare tab)
+# the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35, each with its reader;
+# setting B's (same model) as b_strategy, b_scope, ..., b_sparsity_pct
+SETTING = {"strategy": _one_of(lambda: [*pruning.CRITERIA, *pruning.ALIASES]),
+           "scope": _one_of(lambda: pruning.SCOPES), "granularity": _one_of(lambda: GRANULARITIES),
+           "nm": _pattern, "weights": _one_of(lambda: pruning.WEIGHT_SETS), "sparsity_pct": _percent}
+LINKED = {"model": _one_of(lambda: [r["name"] for r in catalogue()]), **SETTING,
+          **{B + key: read for key, read in SETTING.items()}}
 MAX_LINKED = 100  # characters: a longer value in a link is ignored unread
 
 
@@ -236,6 +242,45 @@ def _to_link():
     """Keep the address bar in step with the controls, so that it can be shared."""
     st.query_params.from_dict({key: str(st.session_state[key]) for key in LINKED
                                if key in st.session_state and not str(st.session_state[key]).startswith("upload:")})
+
+
+def _b_defaults(a: Settings, available: list):
+    """Setting B starts from the sidebar's setting A (a control B already has keeps its value)."""
+    nm = ":" in a.granularity  # an N:M pattern
+    defaults = {"strategy": a.strategy, "scope": a.scope, "granularity": "N:M" if nm else a.granularity,
+                "nm": a.granularity if nm else st.session_state.get("nm", "2:4"), "weights": a.weights,
+                "sparsity_pct": st.session_state.get("sparsity_pct", round(a.sparsity * 100, 2))}
+    for key, value in defaults.items():
+        st.session_state.setdefault(B + key, value)
+    if st.session_state[B + "weights"] not in available:  # another model, without θ0
+        st.session_state[B + "weights"] = a.weights
+
+
+def compare_ui(a: Settings, available: list) -> Settings | None:
+    """Setting B of the Compare tab: the model of ``a`` with B's own criterion, scope, granularity,
+    weight set (one of ``available``) and sparsity; None (with a message) for a bad N:M pattern."""
+    _b_defaults(a, available)
+    cols = st.columns([3, 2, 3, 2, 2])
+    with cols[0]:
+        strategy = criterion_ui(B)
+    with cols[1]:
+        scope = scope_ui(strategy, B)
+    with cols[2]:
+        granularity = granularity_ui(B)
+    with cols[3]:
+        weights = weights_ui(available, B)
+    with cols[4]:
+        fixed = fixed_sparsity(granularity) if granularity else None
+        st.number_input("Prune (%)", min_value=0.0, max_value=99.9, step=0.01, format="%.2f",
+                        key=B + "sparsity_pct", persist_state="session", disabled=fixed is not None,
+                        help="Setting B's share of weights pruned.")
+        if fixed is not None:
+            st.caption(f"The N:M pattern fixes the sparsity at {fixed:.2%}.")
+    _to_link()  # B's values, defaults included, join the address bar
+    if granularity is None:
+        return None
+    sparsity = fixed if fixed is not None else st.session_state[B + "sparsity_pct"] / 100
+    return Settings(a.model, strategy, scope, granularity, round(sparsity, 6), weights, a.limit)
 
 
 def sidebar_ui() -> Settings | None:

@@ -10,6 +10,7 @@ from pruning.models import export
 from pruning.models.adapter import adapter
 
 import charts
+import controls
 import state
 from controls import WEIGHT_LABELS
 from state import Settings
@@ -169,6 +170,58 @@ def predictions_tab(s: Settings):
         for col, ex in zip(cols, c["examples"], strict=True):
             col.image(x[ex["index"]], width=84, clamp=True)
             col.caption(f"#{ex['index']} true **{names[ex['label']]}**: {names[ex['dense']]} → {names[ex['pruned']]}")
+
+
+def _describe(s: Settings) -> str:
+    return f"{s.strategy} · {s.scope} scope · {s.granularity} · {s.sparsity:.2%} pruned · {WEIGHT_LABELS[s.weights]}"
+
+
+def _chance_jaccard(o: dict) -> float:
+    """The Jaccard index two independent random masks keeping o's shares of weights would have on average:
+    keeping shares a and b, they share a·b of the weights, so J = ab / (a + b - ab)."""
+    a, b = o["kept_a"] / o["total"], o["kept_b"] / o["total"]
+    return a * b / (a + b - a * b) if a + b > 0 else 1.0
+
+
+def compare_tab(s: Settings):
+    """Setting A (the sidebar) against a setting B of the same model: accuracies, both points on the
+    accuracy curves, per-layer sparsities and how far the two masks keep the same weights."""
+    m = state.model(s.model)
+    st.markdown("Set **B** below and compare it with the sidebar's setting **A** on the same model: do two "
+                "criteria that reach a similar accuracy keep the *same* weights?")
+    available = [w for w in pruning.WEIGHT_SETS if w == "final" or "init" in m.states]
+    b = controls.compare_ui(s, available)
+    if b is None:
+        return
+    ev_a, ev_b, o = state.evaluation(s), state.evaluation(b), state.overlap(s, b)
+    cols = st.columns(4)
+    cols[0].metric("Accuracy A", _pct(ev_a.accuracy), help=f"A (sidebar): {_describe(s)}")
+    cols[1].metric("Accuracy B", _pct(ev_b.accuracy), _change(ev_b.accuracy, ev_a.accuracy, "A"),
+                   help=f"B: {_describe(b)}")
+    cols[2].metric("Jaccard overlap", f"{o['jaccard']:.3f}",
+                   f"random masks: {_chance_jaccard(o):.3f}", delta_color="off", delta_arrow="off",
+                   help="Weights kept by both / weights kept by either: 1 = the same weights, 0 = none in common. "
+                        "Below: what two independent random masks of these sparsities would share on average.")
+    cols[3].metric("Kept by both", f"{o['kept_both']:,}", f"A keeps {o['kept_a']:,}, B {o['kept_b']:,}",
+                   delta_color="off", delta_arrow="off")
+    st.caption(f"**A** (sidebar): {_describe(s)}  \n**B**: {_describe(b)} · both on {ev_a.n:,} test images.")
+    chart, bars = st.columns([3, 2])
+    with chart:
+        curves = {side: (state.curves(x) or {}).get(x.criterion) for side, x in (("A", s), ("B", b))}
+        sides = {side: {"name": x.criterion, "curve": curves[side], "point": {"sparsity": x.sparsity,
+                                                                               "accuracy": ev.accuracy}}
+                 for side, x, ev in (("A", s, ev_a), ("B", b, ev_b))}
+        dense = {f"unpruned {WEIGHT_LABELS[w]}": state.dense(s.model, w, s.limit).accuracy
+                 for w in dict.fromkeys([s.weights, b.weights])}
+        st.plotly_chart(charts.compare_curves(sides, dense), key="compare_curve")
+        missing = [side for side, c in curves.items() if not c]
+        if missing:
+            st.caption(f"No precomputed curve for {' and '.join(missing)} (no sweep table for this setting): "
+                       "only the live point is shown.")
+    with bars:
+        st.plotly_chart(charts.layer_overlap(o["layers"]), key="compare_layers")
+    st.caption("Per layer: the share of weights each setting prunes, and the Jaccard overlap of the weights they keep. "
+               "Magnitude (large_final) and movement can prune the same share of a layer yet keep different weights.")
 
 
 def export_tab(s: Settings, accuracy: float, n: int):

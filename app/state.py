@@ -139,6 +139,13 @@ def evaluation(s: Settings, weights: str | None = None, strategy: str | None = N
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def overlap(a: Settings, b: Settings) -> dict:
+    """``pruning.compare_masks`` of the masks of two settings of the same model: kept weights and
+    the Jaccard overlap, overall and per layer."""
+    return pruning.compare_masks(mask(a), mask(b))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def dense(name: str, weights: str = "final", limit: int | None = None) -> pruning.Evaluation:
     return pruning.evaluate(model(name), None, weights, limit=limit)
 

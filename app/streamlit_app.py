@@ -34,7 +34,7 @@ def explorer():
         with bars:
             sections.layers(settings)
         tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
-                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab,
+                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "Compare": sections.compare_tab,
                 "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
         for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values(), strict=True):
             if tab.open:  # only the open tab is computed, so the sliders stay fast

@@ -5,6 +5,7 @@
     mask = pruning.compute_mask(model, strategy="large_final", sparsity=0.9, scope="global")
     pruning.evaluate(model, mask, weights="final").accuracy
     pruning.save_mask(mask, "mask.npz"); pruning.load_mask("mask.npz", model)
+    pruning.compare_masks(mask, other_mask)["jaccard"]   # overlap of the kept weights, per layer too
 
 Where things are (each package's docstring says more):
     core/         the framework-free engine: criteria, selection, masks, compute_mask, evaluate
@@ -21,6 +22,7 @@ from .uploads.byo import load_file_model
 from .core.criteria import ALIASES, CRITERIA
 from .errors import DatasetUnavailable, PruningError
 from .core.evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
+from .core.compare import overlap as compare_masks
 from .core.masks import Mask, report
 from .core.prune import compute_mask
 from .uploads.sandbox import load_upload
@@ -43,5 +45,5 @@ def load_mask(path, model=None) -> Mask:
 
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_upload",
-           "PruningError", "catalogue", "compute_mask", "evaluate", "load_mask", "load_model",
+           "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
            "masked_weights", "report", "save_mask", "sweep"]

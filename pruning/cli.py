@@ -11,6 +11,7 @@ from .errors import PruningError
 from .models.export import FORMATS
 from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
+from .core.compare import overlap
 from .core.masks import load, report
 from .core.prune import compute_mask
 from .core.selection import SCOPES, check_whole
@@ -75,6 +76,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", default=None)
     p.add_argument("--format", default="npz", choices=list(FORMATS))
     p.add_argument("--out", required=True)
+
+    p = sub.add_parser("compare", help="two masks of one model side by side: accuracies and overlap per layer")
+    _model_options(p)
+    side = "comma-separated key=value: " + ", ".join(SIDE_KEYS)
+    p.add_argument("--a", default="", help=f"setting A, {side} (e.g. strategy=large_final,sparsity=0.9)")
+    p.add_argument("--b", default="", help=f"setting B, {side}; keys it leaves out are A's")
+    p.add_argument("--weights", default="final", help="weight set of a side that does not give one: "
+                   + ", ".join(WEIGHT_SETS))
+    p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
     p.add_argument("name")
@@ -187,6 +198,79 @@ def cmd_export(args, out):
           file=out)
 
 
+SIDE_KEYS = ("strategy", "scope", "granularity", "sparsity", "weights")  # what --a and --b may set
+
+
+def _side(text: str, flag: str) -> dict:
+    """The settings one of --a / --b gives: "strategy=movement,scope=global" -> {"strategy": ..., ...}."""
+    given = {}
+    for item in filter(str.strip, str(text).split(",")):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise PruningError(f"{flag}: {item.strip()!r:.40} is not key=value")
+        if key not in SIDE_KEYS:
+            raise PruningError(f"{flag}: unknown key {key!r:.40}; use {', '.join(SIDE_KEYS)}")
+        if key in given:
+            raise PruningError(f"{flag}: {key} is given twice")
+        given[key] = value
+    return given
+
+
+def _side_mask(model, values: dict, flag: str):
+    """The mask of one side's settings (errors name the side)."""
+    try:
+        check_weights(values["weights"])
+        return compute_mask(model, values["strategy"], values["sparsity"], scope=values["scope"],
+                            granularity=values["granularity"])
+    except PruningError as exc:
+        raise PruningError(f"{flag}: {exc}") from None
+
+
+def _b_values(a: dict, given: dict) -> dict:
+    """B's settings: A's (as used) where B gives none, except where B's own choice fixes them."""
+    b = {**a, **given}
+    if "scope" not in given and b["strategy"] in ALIASES:
+        b["scope"] = None  # smallest_weights... fixes its own scope
+    if "sparsity" not in given and "granularity" in given and ":" in b["granularity"]:
+        b["sparsity"] = None  # an N:M pattern fixes the sparsity
+    return b
+
+
+def cmd_compare(args, out):
+    limit = _int_or_none(args.limit, "limit")
+    a_given, b_given = _side(args.a, "--a"), _side(args.b, "--b")
+    model = _model(args)
+    a = {"strategy": "large_final", "scope": None, "granularity": "weight", "sparsity": None,
+         "weights": args.weights, **a_given}
+    mask_a = _side_mask(model, a, "--a")
+    a = {**a, "scope": mask_a.meta["scope"], "granularity": mask_a.meta["granularity"],
+         "sparsity": mask_a.meta["requested_sparsity"]}  # A's values as used: what B inherits
+    b = _b_values(a, b_given)
+    mask_b = _side_mask(model, b, "--b")
+    sides = {}
+    for label, values, mask in (("a", a, mask_a), ("b", b, mask_b)):
+        result = evaluate(model, mask, weights=values["weights"], limit=limit)
+        sides[label] = {"strategy": values["strategy"], "scope": mask.meta["scope"],
+                        "granularity": mask.meta["granularity"], "weights": values["weights"],
+                        "sparsity": mask.meta["sparsity"], "accuracy": result.accuracy, "n": result.n}
+    o = overlap(mask_a, mask_b)
+    row = {"model": model.name, "a": sides["a"], "b": sides["b"], "jaccard": o["jaccard"], "kept_a": o["kept_a"],
+           "kept_b": o["kept_b"], "kept_both": o["kept_both"], "layers": o["layers"]}
+    if args.json:
+        print(json.dumps(row), file=out)
+        return
+    print(f"{model.name} on {sides['a']['n']} test images", file=out)
+    for label, side in sides.items():
+        print(f"  {label.upper()}: {side['strategy']} ({side['scope']}, {side['granularity']}) on {side['weights']} "
+              f"weights, sparsity {side['sparsity']:.4f}: accuracy {side['accuracy']:.4f}", file=out)
+    print(f"  kept weights: A {o['kept_a']}, B {o['kept_b']}, both {o['kept_both']}: Jaccard {o['jaccard']:.4f}",
+          file=out)
+    print(f"  {'layer':32} {'sparsity A':>10} {'sparsity B':>10} {'Jaccard':>8}", file=out)
+    for layer in o["layers"]:
+        print(f"  {layer['name']:32} {layer['sparsity_a']:>10.4f} {layer['sparsity_b']:>10.4f} "
+              f"{layer['jaccard']:>8.4f}", file=out)
+
+
 def cmd_train(args, out):
     from .training.recipes import RECIPES
 
@@ -197,7 +281,7 @@ def cmd_train(args, out):
 
 
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,
-            "train": cmd_train, **cli_train.COMMANDS}
+            "compare": cmd_compare, "train": cmd_train, **cli_train.COMMANDS}
 
 
 def main(argv=None, out=None) -> int:

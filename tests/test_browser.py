@@ -129,3 +129,34 @@ def test_an_upload_runs_in_its_worker_and_a_hostile_one_is_one_quoted_line(serve
         if shots:
             for name in ("refused.png", "uploaded.png"):
                 Path(shots, name).write_bytes((tmp_path / name).read_bytes())
+
+
+def test_compare_tab_shows_two_settings(server, tmp_path):
+    """The Compare tab: B's criterion set to movement gives a Jaccard overlap below 1, both points on
+    the curves and the per-layer bars; B's settings join the address bar."""
+    with explorer_page(server, 1300) as page:
+        page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=120_000)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_text("Accuracy B").wait_for(timeout=120_000)
+        criterion = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first
+        criterion.click()
+        page.keyboard.type("movement")
+        page.get_by_role("option", name="movement", exact=True).click()
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('[data-testid="stMetric"]')).some(
+                   m => m.innerText.includes('Jaccard overlap') && !m.innerText.includes('1.000'))""",
+            timeout=60_000)
+        page.wait_for_function("() => location.search.includes('b_strategy=movement')", timeout=60_000)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+        tabs = page.locator('[data-testid="stTabs"]')
+        tabs.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # the curves and the per-layer bars
+        page.wait_for_timeout(3000)  # let the charts settle for the picture
+        assert "B (live)" in tabs.inner_text() and "Jaccard A/B" in tabs.inner_text()
+        assert not page.locator('[data-testid="stException"]').count()
+        out = tmp_path / "compare.png"
+        tabs.screenshot(path=str(out))
+        assert out.stat().st_size > 10_000
+        shots = os.environ.get("BROWSER_SHOTS")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            Path(shots, "compare.png").write_bytes(out.read_bytes())

@@ -60,3 +60,22 @@ def test_predictions_charts():
     change[1, 2], change[1, 1] = 3, -3
     heat = charts.confusion_change(change, names10).data[0]
     assert heat.zmid == 0 and heat.zmax == 3
+
+
+def test_compare_curves_two_points_with_or_without_curves():
+    curve = {"sparsity": [0.0, 0.9], "accuracy": [0.98, 0.9]}
+    sides = {"A": {"name": "large_final", "curve": curve, "point": {"sparsity": 0.9, "accuracy": 0.9}},
+             "B": {"name": "movement", "curve": None, "point": {"sparsity": 0.99, "accuracy": 0.2}}}
+    fig = charts.compare_curves(sides, {"unpruned trained θf": 0.98, "unpruned θ0": 0.1})
+    assert names(fig) == ["A: large_final (precomputed)", "A (live)", "B (live)"]
+    assert np.isclose(fig.data[-1].x[0], 1) and list(fig.data[-1].y) == [0.2]
+    assert len(fig.layout.shapes) == 2 and fig.layout.xaxis.type == "log"
+
+
+def test_layer_overlap_groups_sparsities_and_jaccard_first_layer_on_top():
+    layers = [{"name": "fc1", "sparsity_a": 0.9, "sparsity_b": 0.8, "jaccard": 0.5},
+              {"name": "fc2", "sparsity_a": 0.5, "sparsity_b": 0.5, "jaccard": 1.0}]
+    fig = charts.layer_overlap(layers)
+    assert names(fig) == ["Jaccard A/B (kept weights)", "sparsity B", "sparsity A"]
+    assert list(fig.data[0].y) == ["fc2", "fc1"] and list(fig.data[0].x) == [1.0, 0.5]
+    assert list(fig.data[2].x) == [0.5, 0.9] and fig.layout.barmode == "group"

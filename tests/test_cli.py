@@ -166,3 +166,66 @@ def test_sweep_with_a_custom_map_gives_the_default_rows():
         assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default
+
+
+def test_compare_json_matches_the_api():
+    code, out = run("compare", "--model", MODEL, "--a", "strategy=large_final,sparsity=0.9",
+                    "--b", "strategy=movement,scope=global", "--limit", "1000", "--json")
+    row = json.loads(out)
+    assert code == 0
+    model = pruning.load_model(MODEL)
+    a = pruning.compute_mask(model, "large_final", 0.9)
+    b = pruning.compute_mask(model, "movement", 0.9, scope="global")  # B's sparsity is A's
+    assert row["a"]["accuracy"] == pruning.evaluate(model, a, limit=1000).accuracy
+    assert row["b"]["accuracy"] == pruning.evaluate(model, b, limit=1000).accuracy
+    assert (row["a"]["scope"], row["b"]["scope"], row["b"]["weights"], row["a"]["n"]) == ("layer", "global", "final",
+                                                                                         1000)
+    expected = pruning.compare_masks(a, b)
+    assert row["jaccard"] == expected["jaccard"] and 0 < row["jaccard"] < 1
+    assert row["layers"] == expected["layers"]
+
+
+def test_compare_b_inherits_what_its_own_choice_does_not_fix():
+    code, out = run("compare", "--model", MODEL, "--a", "strategy=smallest_weights_global,sparsity=0.8",
+                    "--b", "strategy=movement", "--weights", "init", "--limit", "500", "--json")
+    row = json.loads(out)
+    assert code == 0 and row["b"]["scope"] == "global" and row["b"]["weights"] == "init"  # A's, as used
+    assert row["b"]["sparsity"] == pytest.approx(0.8)
+    code, out = run("compare", "--model", MODEL, "--a", "scope=global,sparsity=0.9", "--b",
+                    "granularity=2:4", "--limit", "500", "--json")
+    row = json.loads(out)
+    assert code == 0 and row["b"]["granularity"] == "2:4" and row["b"]["sparsity"] == pytest.approx(0.5)
+    code, out = run("compare", "--model", MODEL, "--a", "sparsity=0.9", "--b", "strategy=smallest_weights",
+                    "--limit", "500", "--json")
+    assert code == 0 and json.loads(out)["b"]["scope"] == "layer"  # the alias fixes its own scope
+
+
+def test_compare_prints_accuracies_and_jaccard_per_layer():
+    code, out = run("compare", "--model", MODEL, "--a", "sparsity=0.9", "--b", "strategy=movement", "--limit", "500")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("  A: large_final") and lines[2].startswith("  B: movement")
+    assert "Jaccard" in lines[3] and [line.split()[0] for line in lines[5:]] == ["fc1.weight", "fc2.weight",
+                                                                                 "fc3.weight"]
+
+
+@pytest.mark.parametrize("b, message", [
+    ("foo=1", "--b: unknown key 'foo'; use strategy, scope, granularity, sparsity, weights"),
+    ("strategy=nope", "--b: unknown strategy 'nope'"),
+    ("sparsity=2", "--b: sparsity must be in [0, 1]"),
+    ("sparsity=nan", "--b: sparsity must be in [0, 1]"),
+    ("weights=best", "--b: unknown weights 'best'"),
+    ("scope=model", "--b: unknown scope 'model'"),
+    ("granularity=3:2", "--b: malformed N:M"),
+    ("sparsity", "--b: 'sparsity' is not key=value"),
+    ("strategy=random,strategy=movement", "--b: strategy is given twice"),
+])
+def test_compare_bad_input_one_line_exit_2(b, message, capsys):
+    code, _ = run("compare", "--model", MODEL, "--a", "sparsity=0.9", "--b", b)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_compare_needs_a_sparsity_somewhere(capsys):
+    code, _ = run("compare", "--model", MODEL, "--b", "sparsity=0.9")
+    assert code == 2 and "--a: a sparsity in [0, 1] is required" in capsys.readouterr().err
