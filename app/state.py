@@ -85,7 +85,12 @@ def register_upload(final, init, dataset: str) -> str:
     if name not in mine:
         m = pruning.load_upload(final, dataset, init, owner=_secret().hex())
         total, prunable = inspect.parameter_count(m)
-        accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
+        try:
+            accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
+        except BaseException:  # its files and the engine's caches must not outlive a refused model
+            m.close()
+            byo.forget()
+            raise
         row = {"name": name, "framework": m.framework, "dataset": dataset, "architecture": f"your {m.name}",
                "parameters": total, "prunable": prunable, "test_accuracy": accuracy}
         mine[name] = (m, row)

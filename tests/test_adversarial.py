@@ -626,7 +626,11 @@ def _status(pid) -> dict:
 
 
 def _markup_free(text: str) -> bool:
-    return "](" not in text and "<" not in text
+    """No link, image or HTML outside code spans (inside one, Markdown shows them as plain text),
+    and no code span left open."""
+    parts = text.split("`")
+    outside = parts[::2]
+    return len(parts) % 2 == 1 and not any("](" in p or "<" in p or "://" in p for p in outside)
 
 
 def check_message(text: str, word: str) -> None:

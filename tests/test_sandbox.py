@@ -189,6 +189,8 @@ def test_retraining_an_upload_runs_in_its_worker(pool, monkeypatch):
 
 
 def test_the_audit_hook_refuses_unpickling_processes_and_writes_outside_home(tmp_path):
+    """Also through a directory descriptor (os.open / os.unlink with dir_fd) and through native code
+    reached with ctypes (libc's system)."""
     marker = tmp_path / "marker"
 
     class Payload:
@@ -205,7 +207,11 @@ refused = 0
 for attempt in (lambda: pickle.loads({pickle.dumps(Payload())!r}), lambda: os.system("true"),
                 lambda: open({str(marker)!r}, "w"), lambda: os.remove({str(tmp_path / "keep")!r}),
                 lambda: __import__("subprocess").run(["true"]),
-                lambda: __import__("socket").create_connection(("127.0.0.1", 9))):
+                lambda: __import__("socket").create_connection(("127.0.0.1", 9)),
+                lambda: os.open("marker", os.O_CREAT | os.O_WRONLY, dir_fd=os.open({str(tmp_path)!r}, os.O_RDONLY)),
+                lambda: os.unlink("keep", dir_fd=os.open({str(tmp_path)!r}, os.O_RDONLY)),
+                lambda: __import__("ctypes").CDLL(None).system(b"touch {marker}"),
+                lambda: __import__("ctypes").CDLL("libc.so.6")):
     try:
         attempt()
     except PermissionError:
@@ -216,7 +222,7 @@ print(refused)
     (tmp_path / "keep").write_text("x")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.stdout.strip() == "6", out.stderr
+    assert out.stdout.strip() == "10", out.stderr
     assert not marker.exists() and (tmp_path / "keep").exists()
 
 
@@ -273,8 +279,28 @@ def test_a_workers_message_cannot_carry_markup_but_keeps_quoted_names():
     from pruning.uploads.sandbox.pool import _line
 
     assert _line("unexpected `![x](http://e/t.png)`; done") == "unexpected `![x](http://e/t.png)`; done"
-    assert _line("![x](http://e/t.png) <img src=x>") == "!(x)(http://e/t.png) ‹img src=x›"
+    assert _line("![x](http://e/t.png) <img src=x>") == "!(x)(http\uff1a//e/t.png) ‹img src=x›"
+    assert _line("see https://evil.example or www.evil.example") == "see https\uff1a//evil.example or www\u2024evil.example"
     assert _line("a ``b`` ` ![i](u)") == "a `b`  !(i)(u)"  # runs become one; the unpaired last one goes
     assert _line("`open ![i](u) [l](v)") == "open !(i)(u) (l)(v)"  # no span is left open
     assert _line("line\nbreak\x1b[31m") == "line break (31m"
     assert len(_line("x" * 5000)) == 300
+
+
+def test_a_stopped_workers_directory_is_removed(pool):
+    lenet(pool, init=False)
+    worker = pool._workers["a"]
+    home = Path(worker.home)
+    assert home.is_dir() and Path(f"/proc/{worker.process.pid}/cwd").resolve() == home.resolve()
+    pool.shutdown()
+    assert not home.exists()
+
+
+def test_training_never_holds_every_worker():
+    capped = Pool(Limits(max_workers=2))
+    with capped.training():
+        with pytest.raises(pruning.PruningError, match="retraining"):
+            with capped.training():
+                pass
+    with capped.training():  # released
+        pass

@@ -16,9 +16,11 @@ import atexit
 import os
 from pathlib import Path
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -28,6 +30,7 @@ from .limits import Limits
 
 ROOT = Path(__file__).resolve().parents[3]  # the directory holding the ``pruning`` package
 PASSED = ("PATH", "LANG", "LC_ALL", "PRUNING_DATA_DIR")  # the only variables a worker inherits
+PROGRESS_HEADER = 4096  # bytes of one progress message (a few numbers)
 
 
 class WorkerFailed(PruningError):
@@ -52,10 +55,12 @@ class Worker:
         self.limits, self.owner = limits, owner
         self.loaded, self.inputs = set(), set()  # what this process holds: model keys, (key, input id)
         self.cpu, self.busy, self.last_used = 0.0, False, time.monotonic()
+        self.home = tempfile.mkdtemp(prefix="pruning-worker-")  # the worker's only writable place
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pruning.uploads.sandbox.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=None if os.environ.get("PRUNING_WORKER_DEBUG") else subprocess.DEVNULL,
-            env=environment(limits), cwd="/", close_fds=True, start_new_session=True)
+            env={**environment(limits), "PRUNING_WORKER_HOME": self.home}, cwd="/", close_fds=True,
+            start_new_session=True)
         os.set_blocking(self.process.stdin.fileno(), False)  # writes time out (wire.write)
 
     @property
@@ -80,18 +85,25 @@ class Worker:
         return self.cpu >= self.limits.lifetime_cpu_s * 0.9
 
     def request(self, header: dict, arrays: dict | None = None, *, timeout: float, what: str = "the request",
-                cpu_s: float | None = None, on_progress=None) -> tuple:
+                cpu_s: float | None = None, max_bytes: int = 2**20, on_progress=None, max_progress: int = 0) -> tuple:
         """Send one request and wait for its answer; WorkerFailed (the worker is gone) or
-        PruningError (the worker's one-line refusal).  Messages with "progress" before the answer
-        go to ``on_progress``; if it raises, the worker is stopped mid-request (it is replaced)."""
+        PruningError (the worker's one-line refusal).  The answer's arrays may hold ``max_bytes``
+        in all.  Up to ``max_progress`` small messages with "progress" may come before the answer;
+        they go to ``on_progress``; if it raises, the worker is stopped mid-request (it is replaced)."""
         started = time.monotonic()
         try:
             wire.write(self.process.stdin.fileno(), {**header, "cpu_s": cpu_s or self.limits.cpu_s}, arrays,
                        deadline=started + timeout)
+            progress = 0
             while True:
-                reply, out = wire.read(self.process.stdout.fileno(), deadline=started + timeout)
+                reply, out = wire.read(self.process.stdout.fileno(), deadline=started + timeout, max_bytes=max_bytes,
+                                       max_header=wire.MAX_HEADER if progress >= max_progress else PROGRESS_HEADER)
                 if "progress" not in reply:
                     break
+                progress += 1
+                if progress > max_progress or out:
+                    self.stop()
+                    raise WorkerFailed(f"{what}: the worker sent more progress than asked for; it was replaced")
                 if on_progress is not None:
                     try:
                         on_progress(reply["progress"])
@@ -119,9 +131,16 @@ class Worker:
                 pipe.close()
             except OSError:
                 pass
+        shutil.rmtree(self.home, ignore_errors=True)  # the worker was killed: it never cleans up itself
 
 
 MARKUP = str.maketrans({"[": "(", "]": ")", "<": "‹", ">": "›"})  # no Markdown links, images or HTML
+AUTOLINKS = re.compile(r"(?i)://|www\.")  # what Markdown makes a link of by itself: defanged below
+
+
+def _defang(match) -> str:
+    """'://' and 'www.' with look-alike characters (a fullwidth colon, a one-dot leader)."""
+    return match.group(0).replace(":", "\uff1a").replace(".", "\u2024")
 
 
 def _line(text) -> str:
@@ -133,7 +152,7 @@ def _line(text) -> str:
     parts = re.sub("`+", "`", text).split("`")
     if len(parts) % 2 == 0:  # an odd number of backquotes: the last one pairs with nothing
         parts[-2:] = [parts[-2] + parts[-1]]
-    text = "`".join(p if i % 2 else p.translate(MARKUP) for i, p in enumerate(parts))
+    text = "`".join(p if i % 2 else AUTOLINKS.sub(_defang, p.translate(MARKUP)) for i, p in enumerate(parts))
     return text[:300] or "the worker failed"
 
 
@@ -142,6 +161,7 @@ class Pool:
         self.limits = limits or Limits.from_env()
         self._workers = {}  # owner -> Worker
         self._changed = threading.Condition()
+        self._trainers = threading.BoundedSemaphore(max(1, self.limits.max_workers - 1))
 
     def _take(self, owner: str) -> Worker:
         deadline = time.monotonic() + self.limits.wait_s
@@ -165,6 +185,9 @@ class Pool:
                         del self._workers[oldest.owner]
                         continue
                 left = deadline - time.monotonic()
+                if left <= 0 and w is not None:
+                    raise PruningError("this session's uploaded model is still busy with an earlier request; "
+                                       "try again when it has finished")
                 if left <= 0:
                     raise PruningError("the server is busy with other visitors' uploaded models; "
                                        "try again in a minute (the zoo models work meanwhile)")
@@ -180,6 +203,18 @@ class Pool:
                 if self._workers.get(w.owner) is w:
                     del self._workers[w.owner]
             self._changed.notify_all()
+
+    @contextmanager
+    def training(self):
+        """A slot for one long training request: at most max_workers - 1 at once (at least 1), so
+        that training never holds every worker; refused at once, not queued."""
+        if not self._trainers.acquire(blocking=False):
+            raise PruningError("other visitors are retraining their uploaded models right now; try again in a "
+                               "few minutes (evaluating works meanwhile)")
+        try:
+            yield
+        finally:
+            self._trainers.release()
 
     @contextmanager
     def worker(self, owner: str):

@@ -29,6 +29,9 @@ from .pool import Pool, pool as default_pool
 
 MAX_TENSORS = 10_000
 WEIGHT_SETS = ("final", "init", "early")
+NAME = re.compile(r"[\w./:-]{1,300}")  # a tensor name from a worker: nothing that markup could use
+RECORD = ("epoch", "loss", "accuracy", "sparsity")  # what one epoch's progress holds
+MAX_ANSWER = 4 * byo.MAX_BYTES  # bytes of arrays in the answer to a load, an export or a training run
 
 
 class Prepared:
@@ -52,7 +55,7 @@ def _specs(reply: dict) -> dict:
               and all(isinstance(v, list) and all(type(d) is int and d >= 0 for d in v) for v in row[1:3])
               and (not row[2] or sorted(row[2]) == list(range(len(row[1]))))
               and isinstance(row[3], list) and len(row[3]) <= 4
-              and all(isinstance(p, str) and len(p) <= 1000 for p in row[3]))
+              and all(isinstance(p, str) and NAME.fullmatch(p) for p in [row[0], *row[3]]))
         if not ok or row[0] in specs:
             raise PruningError("the worker's answer is malformed (specs)")
         specs[row[0]] = TensorSpec(row[0], tuple(row[1]), tuple(row[2]), tuple(row[3]))
@@ -92,7 +95,11 @@ class RemoteModel:
         self.states = _states(arrays, self.specs)
         self.output_name = reply.get("output_name") if reply.get("output_name") in self.specs else list(self.specs)[-1]
         self.framework = adapter(str(reply.get("framework"))[:20]).framework
-        total, prunable = (reply.get("parameters") or [0, 0])[:2]
+        counts = reply.get("parameters")
+        if not (isinstance(counts, list) and len(counts) == 2
+                and all(type(c) is int and 0 <= c < 2**53 for c in counts)):
+            raise PruningError("the worker's answer is malformed (parameters)")
+        total, prunable = counts
         info = reply.get("info") if isinstance(reply.get("info"), dict) else {}
         self.info = {"name": name, "framework": self.framework, "dataset": dataset, "source": "uploaded file",
                      "architecture": info.get("architecture") if isinstance(info.get("architecture"), str) else None,
@@ -104,7 +111,8 @@ class RemoteModel:
 
     def _loaded(self, w) -> tuple:
         """Make sure worker ``w`` holds this model (a fresh worker reads the files again)."""
-        reply, arrays = w.request(self._load, timeout=w.limits.timeout_s, what="loading the model")
+        reply, arrays = w.request(self._load, timeout=w.limits.timeout_s, what="loading the model",
+                                  max_bytes=MAX_ANSWER)
         w.loaded.add(self.key)
         return reply, arrays
 
@@ -141,7 +149,8 @@ class RemoteModel:
         """Logits (n, classes), computed by the worker."""
         if base not in self.states:
             raise PruningError(f"this model has no {base!r} weights")
-        out = self._call({"op": "logits", "input": x.id, "base": base}, {**prunable, "__input__": x}, "evaluation")
+        out = self._call({"op": "logits", "input": x.id, "base": base}, {**prunable, "__input__": x}, "evaluation",
+                         max_bytes=len(x) * 10 * 4)  # (n, 10) float32: check_forward made sure of 10 classes
         logits = out.get("logits")
         if logits is None or logits.ndim != 2 or len(logits) != len(x) or not 0 < logits.shape[1] <= 10_000:
             raise PruningError("the worker's answer is malformed (logits)")
@@ -149,7 +158,7 @@ class RemoteModel:
 
     def keras_bytes(self, prunable: dict) -> bytes:
         """The pruned Keras model as a .keras file, written by the worker."""
-        out = self._call({"op": "keras_file"}, prunable, "the Keras export")
+        out = self._call({"op": "keras_file"}, prunable, "the Keras export", max_bytes=MAX_ANSWER)
         data = out.get("file")
         if data is None or data.dtype != np.uint8 or data.ndim != 1:
             raise PruningError("the worker's answer is malformed (file)")
@@ -165,17 +174,20 @@ class RemoteModel:
         history, started = [], time.perf_counter()
 
         def progress(record):
-            if not isinstance(record, dict) or not all(isinstance(v, (int, float)) for v in record.values()):
+            if not (isinstance(record, dict) and set(record) == set(RECORD)
+                    and all(type(v) in (int, float) for v in record.values())):
                 raise PruningError("the worker's answer is malformed (progress)")
-            history.append(record)
+            history.append(dict(record))
             if on_epoch is not None:
                 on_epoch(dict(record))
 
-        seconds = self.pool.limits.train_s
-        header = {"op": "retrain", "rewind": rewind, "epochs": int(epochs or 1), "seed": int(seed), "limit": limit,
+        seconds, epochs = self.pool.limits.train_s, int(epochs or 1)
+        header = {"op": "retrain", "rewind": rewind, "epochs": epochs, "seed": int(seed), "limit": limit,
                   "meta": dict(getattr(mask, "meta", {}))}
-        weights = self._call(header, {k: np.asarray(v, bool) for k, v in mask.items()}, "training",
-                             timeout=seconds, cpu_s=seconds, on_progress=progress)
+        with self.pool.training():  # at most max_workers - 1 uploads train at once: the others still evaluate
+            weights = self._call(header, {k: np.asarray(v, bool) for k, v in mask.items()}, "training",
+                                 timeout=seconds, cpu_s=seconds, on_progress=progress, max_progress=epochs,
+                                 max_bytes=MAX_ANSWER)
         if not history or set(weights) != set(self.specs):
             raise PruningError("the worker's answer is malformed (training)")
         meta = dict(getattr(mask, "meta", {}), rewind=rewind, epochs=len(history))

@@ -91,12 +91,12 @@ def _array_meta(entry, budget: int) -> tuple:
     return entry["key"], np.dtype(dtype), tuple(shape), nbytes
 
 
-def read(fd: int, *, deadline: float | None = None, max_bytes: int = 2**31) -> tuple:
+def read(fd: int, *, deadline: float | None = None, max_bytes: int = 2**31, max_header: int = MAX_HEADER) -> tuple:
     """(header dict, {key: array}) of the next message; WireError for anything malformed."""
     size = bytearray(8)
     _read_into(fd, memoryview(size), deadline)
     n = int.from_bytes(size, "little")
-    if not 0 < n <= MAX_HEADER:
+    if not 0 < n <= max_header:
         raise WireError("header length out of range")
     head = bytearray(n)
     _read_into(fd, memoryview(head), deadline)

@@ -35,11 +35,15 @@ from . import wire
 from .limits import Limits
 
 MiB = 2**20
-BLOCKED = {"pickle.find_class", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+BLOCKED = frozenset({"pickle.find_class", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
            "os.kill", "os.killpg", "subprocess.Popen", "pty.spawn", "socket.connect", "socket.bind",
-           "socket.sendto", "socket.sendmsg", "ctypes.call_function", "sys.addaudithook", "os.chmod", "os.chown"}
-FILE_EVENTS = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.truncate",
-               "shutil.rmtree", "shutil.copyfile", "shutil.move"}
+           "socket.sendto", "socket.sendmsg", "ctypes.call_function", "sys.addaudithook"})
+FILE_EVENTS = frozenset({"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.truncate",
+               "os.utime", "os.chmod", "os.chown",
+               "shutil.rmtree", "shutil.copyfile", "shutil.move"})
+DIR_FDS = {"os.mkdir": (2,), "os.remove": (1,), "os.rename": (2, 3), "os.rmdir": (1,), "os.symlink": (2,),
+           "os.link": (2, 3), "os.utime": (3,), "os.chmod": (2,),
+           "os.chown": (3,)}  # where each event's dir_fd arguments are (-1 or None: not given)
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -69,27 +73,40 @@ def budget_cpu(seconds: float) -> None:
 
 
 def guard(home: Path) -> None:
-    """The audit hook: refuse what no model file needs (see the module docstring)."""
-    home = str(home.resolve())
+    """The audit hook: refuse what no model file needs (see the module docstring).  What it checks
+    is captured here, so that changing this module's globals later changes nothing.  Writes must
+    name an absolute path inside ``home`` (a relative one could be resolved against any directory
+    descriptor); native libraries may be loaded only from Python's own installation."""
+    home, blocked, file_events, write_flags, dir_fds = str(home.resolve()), BLOCKED, FILE_EVENTS, WRITE_FLAGS, DIR_FDS
     allowed = (home + os.sep, "/dev/null")
+    libraries = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    realpath, fsdecode, isabs = os.path.realpath, os.fsdecode, os.path.isabs
 
     def inside(path) -> bool:
         try:
-            full = os.path.realpath(os.fsdecode(path))
+            text = fsdecode(path)
         except (TypeError, ValueError):
             return False
-        return full == home or full.startswith(allowed)
+        full = realpath(text)
+        return isabs(text) and (full == home or full.startswith(allowed))
 
     def hook(event, args):
-        if event in BLOCKED:
+        if event in blocked:
             raise PermissionError(f"refused in the sandbox: {event}")
         if event == "open" and args[0] is not None and not isinstance(args[0], int):
             mode, flags = args[1] or "", args[2] or 0
-            writing = any(c in mode for c in "wax+") or flags & WRITE_FLAGS
+            writing = any(c in mode for c in "wax+") or flags & write_flags
             if writing and not inside(args[0]):
-                raise PermissionError(f"refused in the sandbox: writing {os.fsdecode(args[0])[:80]!r}")
-        elif event in FILE_EVENTS and not all(inside(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
-            raise PermissionError(f"refused in the sandbox: {event}")
+                raise PermissionError(f"refused in the sandbox: writing {fsdecode(args[0])[:80]!r}")
+        elif event in file_events:
+            paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+            fds = [args[i] for i in dir_fds.get(event, ()) if i < len(args)]
+            if any(isinstance(fd, int) and fd >= 0 for fd in fds) or not all(inside(a) for a in paths):
+                raise PermissionError(f"refused in the sandbox: {event} {str(args[0])[:80]!r}")  # outside, or a dir_fd
+        elif event == "ctypes.dlopen":
+            name = args[0]
+            if not isinstance(name, str) or not realpath(name).startswith(libraries):
+                raise PermissionError(f"refused in the sandbox: loading the native library {str(name)[:80]!r}")
 
     sys.addaudithook(hook)
 
@@ -205,7 +222,7 @@ class Worker:
 
 def main() -> None:
     limits = Limits.from_env()
-    home = Path(tempfile.mkdtemp(prefix="pruning-worker-"))
+    home = Path(os.environ["PRUNING_WORKER_HOME"])  # made by the server, which removes it after this process
     os.chdir(home)
     tempfile.tempdir = os.environ["TMPDIR"] = os.environ["HOME"] = str(home)  # libraries write here only
     os.environ["KERAS_HOME"] = str(home / ".keras")
