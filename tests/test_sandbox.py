@@ -280,7 +280,8 @@ def test_a_workers_message_cannot_carry_markup_but_keeps_quoted_names():
 
     assert _line("unexpected `![x](http://e/t.png)`; done") == "unexpected `![x](http://e/t.png)`; done"
     assert _line("![x](http://e/t.png) <img src=x>") == "!(x)(http\uff1a//e/t.png) ‹img src=x›"
-    assert _line("see https://evil.example or www.evil.example") == "see https\uff1a//evil.example or www\u2024evil.example"
+    defanged = "see https\uff1a//evil.example or www\u2024evil.example"
+    assert _line("see https://evil.example or www.evil.example") == defanged
     assert _line("a ``b`` ` ![i](u)") == "a `b`  !(i)(u)"  # runs become one; the unpaired last one goes
     assert _line("`open ![i](u) [l](v)") == "open !(i)(u) (l)(v)"  # no span is left open
     assert _line("line\nbreak\x1b[31m") == "line break (31m"
@@ -304,3 +305,13 @@ def test_training_never_holds_every_worker():
                 pass
     with capped.training():  # released
         pass
+
+
+def test_closing_an_upload_frees_it_in_its_worker(pool):
+    first, second = lenet(pool, init=False), lenet(pool)
+    worker = pool._workers["a"]
+    assert {first.key, second.key} <= worker.loaded
+    first.close()
+    assert first.key not in worker.loaded and second.key in worker.loaded and worker.alive
+    assert not Path(first.files["final"]).exists()
+    assert pruning.evaluate(second, None, limit=100).n == 100

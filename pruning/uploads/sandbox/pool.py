@@ -225,6 +225,23 @@ class Pool:
         finally:
             self._give_back(w)
 
+    def forget(self, owner: str, key: str) -> None:
+        """Let this owner's worker drop model ``key`` (if it holds it and is idle): a session that
+        replaces its uploads does not fill its worker's memory."""
+        with self._changed:
+            w = self._workers.get(owner)
+            if w is None or w.busy or not w.alive or key not in w.loaded:
+                return
+            w.busy = True
+        try:
+            w.request({"op": "forget", "key": key}, timeout=self.limits.timeout_s, what="forgetting a model")
+            w.loaded.discard(key)
+            w.inputs = {k for k in w.inputs if k[0] != key}
+        except PruningError:
+            pass  # a worker that fails here is stopped and replaced anyway
+        finally:
+            self._give_back(w)
+
     def release(self, owner: str) -> None:
         """Stop this owner's worker (its session ended or dropped its uploads)."""
         with self._changed:

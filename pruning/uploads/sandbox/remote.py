@@ -195,6 +195,7 @@ class RemoteModel:
 
     def close(self) -> None:
         """Forget the model in the worker and remove its files."""
+        self.pool.forget(self.owner, self.key)
         if self._directory is not None:
             self._directory.cleanup()
             self._directory = None
