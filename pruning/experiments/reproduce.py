@@ -107,9 +107,9 @@ def lottery_ticket_pruner(quick, seeds, run):
             "early stopping.",
             "Masks: held at zero after every optimiser step here; the package's callback re-applies them at epoch "
             "boundaries, so pruned weights drift within an epoch.",
-            "Untrained table: both are θ0 with the mask of θf. Its numbers are higher because its masks keep more of "
-            "the small network's useful paths and its θ0 is another network's; the gap is a property of the "
-            "network, not an unmatchable setting.",
+            "Untrained table: both are θ0 with the mask of θf, of different networks and initialisations; theirs "
+            "scores far higher, and this run does not establish why (its conv filters may keep more structure "
+            "under a mask than an MLP's rows; not tested here).",
             "At 99.33% our output layer is pruned to 7 of its 1,000 weights, which no retraining recovers."),
         "**Trained after pruning**\n\n"
         + _table(["pruned", "strategy", "published", f"measured ({seeds} seeds)"], trained),
