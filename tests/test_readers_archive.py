@@ -379,13 +379,6 @@ def test_resnet20_is_well_within_budget():
 
 # --- mask files --------------------------------------------------------------------------------
 
-def _npy(shape, dtype, payload: bytes) -> bytes:
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                  "fortran_order": False, "shape": shape})
-    return buffer.getvalue() + payload
-
-
 def _meta_npy(text: str) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.array(text))
@@ -398,19 +391,19 @@ def test_hostile_mask_files_are_refused(tmp_path):
     refused(lambda: masks.load(tmp_path / "obj.npz"), "holds object values", marker)
     np.savez(tmp_path / "c.npz", a=np.ones(2, complex))
     refused(lambda: masks.load(tmp_path / "c.npz"), "holds complex128 values")
-    build(tmp_path / "huge.npz", [("a.npy", _npy((10**9, 10**9), bool, b"\x01"))])
+    build(tmp_path / "huge.npz", [("a.npy", hostile.npy((10**9, 10**9), bool, b"\x01"))])
     refused(lambda: masks.load(tmp_path / "huge.npz"), r"a.npy declares 1000000000000000000 bytes .* but holds 1")
-    build(tmp_path / "short.npz", [("a.npy", _npy((3,), "<f4", b"\0" * 4))])
+    build(tmp_path / "short.npz", [("a.npy", hostile.npy((3,), "<f4", b"\0" * 4))])
     refused(lambda: masks.load(tmp_path / "short.npz"), "declares 12 bytes")
     build(tmp_path / "big.npz", [("__meta__.npy", _meta_npy(json.dumps({"x": "y" * 70_000}))),
-                                 ("a.npy", _npy((1,), bool, b"\1"))])
+                                 ("a.npy", hostile.npy((1,), bool, b"\1"))])
     refused(lambda: masks.load(tmp_path / "big.npz"), "__meta__ is over 64 KB")
     deep = '{"a": ' + "[" * 25 + "]" * 25 + "}"
     build(tmp_path / "deep.npz", [("__meta__.npy", _meta_npy(deep))])
     refused(lambda: masks.load(tmp_path / "deep.npz"), "__meta__ nests deeper than 20 levels")
-    build(tmp_path / "pkl.npz", [("a.npy", _npy((1,), bool, b"\1")), ("evil.pkl", pickle.dumps(Evil(marker)))])
+    build(tmp_path / "pkl.npz", [("a.npy", hostile.npy((1,), bool, b"\1")), ("evil.pkl", pickle.dumps(Evil(marker)))])
     refused(lambda: masks.load(tmp_path / "pkl.npz"), "contains `evil.pkl`: only .npy arrays", marker)
     ok = '{"a": ' + "[" * 19 + "]" * 19 + ', "s": "[[[[[[[[[[[[[[[[[[[[[[[[[\\""}'
-    build(tmp_path / "ok.npz", [("__meta__.npy", _meta_npy(ok)), ("a.npy", _npy((2,), bool, b"\1\0"))])
+    build(tmp_path / "ok.npz", [("__meta__.npy", _meta_npy(ok)), ("a.npy", hostile.npy((2,), bool, b"\1\0"))])
     mask = masks.load(io.BytesIO((tmp_path / "ok.npz").read_bytes()))
     assert mask["a"].tolist() == [True, False] and mask.meta["s"].startswith("[[[")

@@ -185,11 +185,10 @@ class Worker:
     def keras_bytes(self, model, prunable: dict) -> np.ndarray:
         if not hasattr(model, "to_keras"):
             raise PruningError("only a Keras model can be exported as .keras")
-        path = Path(tempfile.mkdtemp()) / "pruned.keras"
-        model.to_keras(prunable, "final").save(str(path))
-        data = np.frombuffer(path.read_bytes(), np.uint8)
-        path.unlink()
-        return data
+        with tempfile.TemporaryDirectory() as tmp:  # Keras writes only to a named .keras file
+            path = Path(tmp) / "pruned.keras"
+            model.to_keras(prunable, "final").save(str(path))
+            return np.frombuffer(path.read_bytes(), np.uint8)
 
     def serve(self, fd_in: int, fd_out: int) -> None:
         self.fd_out = fd_out
