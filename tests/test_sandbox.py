@@ -315,3 +315,12 @@ def test_closing_an_upload_frees_it_in_its_worker(pool):
     assert first.key not in worker.loaded and second.key in worker.loaded and worker.alive
     assert not Path(first.files["final"]).exists()
     assert pruning.evaluate(second, None, limit=100).n == 100
+
+
+def test_an_uploaded_keras_models_export_is_written_by_its_worker(pool):
+    keras_file = ROOT / "pretrained" / "mnist-lenet300-keras" / "final.keras"
+    model = load_upload(Upload(keras_file.read_bytes(), "mine.keras"), "mnist", owner="k", pool=pool)
+    mask = pruning.compute_mask(model, "large_final", 0.9)
+    data = model.keras_bytes(pruning.masked_weights(model, mask))
+    assert data[:2] == b"PK" and len(data) > 100_000
+    assert not list(Path(pool._workers["k"].home).rglob("pruned.keras"))  # its temporary folder went too

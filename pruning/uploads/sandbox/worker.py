@@ -74,21 +74,30 @@ def budget_cpu(seconds: float) -> None:
 
 def guard(home: Path) -> None:
     """The audit hook: refuse what no model file needs (see the module docstring).  What it checks
-    is captured here, so that changing this module's globals later changes nothing.  Writes must
-    name an absolute path inside ``home`` (a relative one could be resolved against any directory
-    descriptor); native libraries may be loaded only from Python's own installation."""
+    is captured here, so that changing this module's globals later changes nothing.  Files may be
+    changed inside ``home`` only; an opened file must be named by an absolute path (the "open"
+    event does not show a dir_fd, which a relative path could be resolved against); the other
+    events show their dir_fd, which must name a directory inside ``home`` too.  Native libraries
+    may be loaded only from Python's own installation."""
     home, blocked, file_events, write_flags, dir_fds = str(home.resolve()), BLOCKED, FILE_EVENTS, WRITE_FLAGS, DIR_FDS
     allowed = (home + os.sep, "/dev/null")
     libraries = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    realpath, fsdecode, isabs = os.path.realpath, os.fsdecode, os.path.isabs
+    realpath, fsdecode, isabs, readlink = os.path.realpath, os.fsdecode, os.path.isabs, os.readlink
 
-    def inside(path) -> bool:
+    def inside(path, absolute: bool = False) -> bool:
         try:
             text = fsdecode(path)
         except (TypeError, ValueError):
             return False
-        full = realpath(text)
-        return isabs(text) and (full == home or full.startswith(allowed))
+        full = realpath(text)  # a relative path: against the working directory, home
+        return (isabs(text) or not absolute) and (full == home or full.startswith(allowed))
+
+    def fd_path(fd: int) -> str:
+        """The directory an open descriptor names (shutil.rmtree works through dir_fd)."""
+        try:
+            return readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return ""
 
     def hook(event, args):
         if event in blocked:
@@ -96,13 +105,14 @@ def guard(home: Path) -> None:
         if event == "open" and args[0] is not None and not isinstance(args[0], int):
             mode, flags = args[1] or "", args[2] or 0
             writing = any(c in mode for c in "wax+") or flags & write_flags
-            if writing and not inside(args[0]):
+            if writing and not inside(args[0], absolute=True):  # the event does not show a dir_fd
                 raise PermissionError(f"refused in the sandbox: writing {fsdecode(args[0])[:80]!r}")
         elif event in file_events:
             paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
             fds = [args[i] for i in dir_fds.get(event, ()) if i < len(args)]
-            if any(isinstance(fd, int) and fd >= 0 for fd in fds) or not all(inside(a) for a in paths):
-                raise PermissionError(f"refused in the sandbox: {event} {str(args[0])[:80]!r}")  # outside, or a dir_fd
+            fds = [fd for fd in fds if isinstance(fd, int) and fd >= 0]  # -1 or None: no dir_fd
+            if not all(inside(a) for a in paths) or not all(inside(fd_path(fd)) for fd in fds):
+                raise PermissionError(f"refused in the sandbox: {event} {str(args[0])[:80]!r}")  # outside home
         elif event == "ctypes.dlopen":
             name = args[0]
             if not isinstance(name, str) or not realpath(name).startswith(libraries):
