@@ -11,8 +11,8 @@ listen=$1
 shift
 servers=""
 for replica in "$@"; do
-  # max_fails/fail_timeout: a replica that refuses connections is skipped for 10 s
-  servers+="        server ${replica} max_fails=1 fail_timeout=10s;"$'\n'
+  # a replica that failed 3 times within 10 s is skipped for 10 s (its browsers go elsewhere)
+  servers+="        server ${replica} max_fails=3 fail_timeout=10s;"$'\n'
 done
 template="$(dirname "$0")/nginx.conf.template"
 while IFS= read -r line; do

@@ -6,8 +6,10 @@
 #   REPLICA_PORT  first replica's port; replica i listens on 127.0.0.1:REPLICA_PORT+i (default 8601)
 #   RUN_DIR       nginx's prefix (config, pid, logs/, tmp/) and the replicas' logs (default: a new
 #                 temporary directory)
-#   PYTHON, NGINX the interpreter with requirements.txt installed (python3), the nginx binary (nginx)
+#   PYTHON        the interpreter with requirements.txt installed (default python3)
+#   NGINX_BIN     the nginx binary (default nginx; NGINX itself is a variable nginx reads)
 #   STREAMLIT_SERVER_COOKIE_SECRET  shared by all replicas (default: a random one per start)
+#   OMP_NUM_THREADS  torch threads per replica (default: the cores divided by N, at least 1)
 # Runs in the foreground until one process stops or it receives SIGTERM/SIGINT; then it stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,15 @@ listen=${LISTEN:-${PORT:-8080}}
 base=${REPLICA_PORT:-8601}
 run=${RUN_DIR:-$(mktemp -d -t explorer-replicas.XXXXXX)}
 python=${PYTHON:-python3}
-nginx=${NGINX:-nginx}
+nginx=${NGINX_BIN:-nginx}
+if ! [[ $n =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: $0 [N]  (N: the number of replicas, at least 1)" >&2
+  exit 2
+fi
+if ! command -v "$nginx" >/dev/null; then
+  echo "$nginx not found: install the distribution's nginx (apt-get install nginx) or set NGINX_BIN" >&2
+  exit 2
+fi
 mkdir -p "$run/logs" "$run/tmp"
 
 # Streamlit signs its cookies (the upload form's XSRF token) with this secret; one for all
@@ -25,6 +35,9 @@ if [ -z "${STREAMLIT_SERVER_COOKIE_SECRET:-}" ]; then
   STREAMLIT_SERVER_COOKIE_SECRET=$("$python" -c 'import secrets; print(secrets.token_hex(32))')
 fi
 export STREAMLIT_SERVER_COOKIE_SECRET
+# The cores shared out: torch would otherwise start one thread per core in every replica.
+cores=$(nproc 2>/dev/null || echo 1)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / n > 0 ? cores / n : 1 ))}
 
 pids=()
 stop() {

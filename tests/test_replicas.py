@@ -34,7 +34,7 @@ COOKIE = "explorer_replica"  # set by deploy/nginx.conf.template
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-    pytest.mark.skipif(NGINX is None, reason="nginx is missing (apt-get install nginx-light)"),
+    pytest.mark.skipif(NGINX is None, reason="nginx is missing (apt-get install nginx)"),
 ]
 
 
@@ -93,7 +93,7 @@ def balancer(tmp_path):
     listen, first = free_ports(1), free_ports(2)
     run = tmp_path / "run"
     env = {**os.environ, "LISTEN": f"127.0.0.1:{listen}", "REPLICA_PORT": str(first), "RUN_DIR": str(run),
-           "PYTHON": sys.executable, "NGINX": NGINX}
+           "PYTHON": sys.executable, "NGINX_BIN": NGINX}
     log = tmp_path / "replicas.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(["bash", "deploy/replicas.sh", "2"], cwd=ROOT, env=env, stdout=out,
