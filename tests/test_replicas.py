@@ -34,6 +34,7 @@ SPARSITIES = (50, 80, 90, 95)  # % pruned, one per session: rows of the model's 
 COOKIE = "explorer_replica"  # set by deploy/nginx.conf.template
 BUDGET_S = 180  # the whole test, start-up included: every wait gets what is left of it
 
+pytest.importorskip("playwright.sync_api", reason="Playwright is missing (pip install -r requirements.txt)")
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
     pytest.mark.skipif(NGINX is None, reason="nginx is missing (apt-get install nginx)"),
@@ -129,7 +130,8 @@ def balancer(tmp_path):
 
 
 def test_every_session_stays_on_its_replica_and_sees_its_own_result(balancer, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     url, run, replicas, deadline = balancer
     start = time.monotonic()
     with sync_api.sync_playwright() as p:
@@ -205,14 +207,18 @@ def test_every_session_stays_on_its_replica_and_sees_its_own_result(balancer, tm
             browser.close()
 
     # nginx's view: every request of a session went to the replica its cookie first landed on.
+    # Session 1 reconnected at least once; under heavy load any page may also reconnect on its own
+    # (a websocket ping unanswered for 30 s), and each reconnect has to land on the same replica.
     logged_by = time.monotonic() + 10  # nginx logs a websocket when it closes
     while True:
         log = served(run)
         streams_logged = [sum(" /_stcore/stream" in r for _, _, r in log.get(key, [])) for _, key, _ in sessions]
-        if streams_logged == [1, 2, 1, 1] or time.monotonic() > logged_by:
+        if (min(streams_logged) >= 1 and streams_logged[1] >= 2) or time.monotonic() > logged_by:
             break
         time.sleep(0.2)
-    assert streams_logged == [1, 2, 1, 1], "websockets per session (session 1 reconnected once)"
+    assert min(streams_logged) >= 1 and streams_logged[1] >= 2, f"websockets logged per session: {streams_logged}"
+    time.sleep(1)  # any websocket still closing
+    log = served(run)
     for i, (_, key, replica) in enumerate(sessions):
         requests = log[key]
         assert {r for r, _, _ in requests} == {replica}, f"session {i} was served by {requests}"
@@ -222,4 +228,5 @@ def test_every_session_stays_on_its_replica_and_sees_its_own_result(balancer, tm
     assert uploads and all(status in (200, 204) for status, _ in uploads), uploads
     assert {replica for _, _, replica in sessions} == replicas  # spread over both
     elapsed = time.monotonic() - start
-    print(f"{opened} browsers opened for 2 per replica; four sessions served in {elapsed:.1f} s")
+    print(f"{opened} browsers opened for 2 per replica; four sessions served in {elapsed:.1f} s; "
+          f"websockets per session {streams_logged}")
