@@ -29,8 +29,9 @@ if ! command -v "$nginx" >/dev/null; then
 fi
 mkdir -p "$run/logs" "$run/tmp"
 
-# Streamlit signs its cookies (the upload form's XSRF token) with this secret; one for all
-# replicas, so that a browser moved to another replica (its replica died) can still upload.
+# Streamlit signs its cookies with this secret (its session-middleware cookie, st.login's cookie);
+# its configuration asks for the same one on every replica, so that a browser moved to another
+# replica (its replica died) is still recognised there.
 if [ -z "${STREAMLIT_SERVER_COOKIE_SECRET:-}" ]; then
   STREAMLIT_SERVER_COOKIE_SECRET=$("$python" -c 'import secrets; print(secrets.token_hex(32))')
 fi
