@@ -63,7 +63,7 @@ def section(s: Settings, results: dict):
     cols = st.columns(3)
     cols[0].metric("Without recalibration", f"{before.accuracy:.2%}",
                    help="The pruned model with the dense network's batch-norm statistics (the headline number).")
-    cols[1].metric("With recalibration", f"{after.accuracy:.2%}", f"{after.accuracy - before.accuracy:+.2%}",
+    cols[1].metric("With recalibration", f"{after.accuracy:.2%}", f"{after.accuracy - before.accuracy:+.2%} vs without",
                    border=True, help=HELP)
     cols[2].metric("Dense trained model", f"{state.dense(s.model, 'final', s.limit).accuracy:.2%}",
                    help="No pruning, trained weights θf, the dense network's own statistics.")

@@ -211,6 +211,10 @@ def test_cli_without_training_data_exits_2(tmp_path, monkeypatch, capsys):
     assert "does not apply" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "cifar10-resnet20-torch", "--bn-recalibrate", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+    assert cli.main(["compare", "--model", "cifar10-resnet20-torch", "--a", "sparsity=0.5", "--bn-recalibrate"]) == 2
+    assert capsys.readouterr().err.startswith("error: batch-norm recalibration needs the cifar10 training split")
+    assert cli.main(["sweep", "--model", "cifar10-resnet20-torch", "--sparsities", "0.5", "--bn-recalibrate"]) == 2
+    assert capsys.readouterr().err.startswith("error: batch-norm recalibration needs the cifar10 training split")
     _clear()
 
 
