@@ -241,3 +241,22 @@ def test_cli_flag_recalibrates_resnet20(capsys):
     assert lines[0].endswith(",bn_recalibrate") and lines[1].split(",")[7] == str(recal["accuracy"])
     assert lines[1].endswith(",500")
     _clear()
+
+
+@needs_data
+def test_reproduce_trial_and_table():
+    from pruning.experiments import reproduce
+
+    items = reproduce.bn_items(False, None)
+    assert [i["scope"] for i in items] == ["global"] * 7 + ["layer"] * 7 and {i["seeds"] for i in items} == {3}
+    item = {**items[5], "limit": 100, "images": 100, "seeds": 2}  # 90% global, shrunk
+    result = reproduce._bn_trial(item)
+    model = pruning.load_model("cifar10-resnet20-torch")
+    mask = pruning.compute_mask(model, "large_final", 0.9, scope="global", output_rate=0)
+    assert result["without"] == pruning.evaluate(model, mask, limit=100).accuracy
+    assert result["with"] == [pruning.evaluate(model, mask, limit=100, bn_recalibrate=100, bn_seed=s).accuracy
+                              for s in (0, 1)]
+    table = reproduce.bn_section([item], [result])
+    assert f"| 90% | global | {result['without']:.3f} | {reproduce.mean_std(result['with'])} |" in table
+    assert "100-image class-stratified test subset" in table and "2 seeds" in table
+    _clear()
