@@ -2,7 +2,7 @@
 
 Pruning changes what every layer outputs, but a batch norm keeps normalising with the running mean
 and variance of the dense network.  Li et al. 2020 (EagleEye, "adaptive batch normalization",
-ECCV) reset these statistics after pruning and re-estimate them from a few forward passes over
+ECCV, arXiv:2007.02491) reset these statistics after pruning and re-estimate them from a few forward passes over
 training data, with every weight frozen; ``torch.optim.swa_utils.update_bn`` does the same for
 averaged weights (momentum None: a cumulative average over batches).  Here:
 
@@ -33,7 +33,7 @@ from .evaluate import check_mask, check_weights, masked_weights
 from .prune import check_model
 from .selection import check_whole
 
-DEFAULT_IMAGES = 2000  # training images; EagleEye uses 50 batches of 64 (3,200) on ImageNet
+DEFAULT_IMAGES = 2000  # training images (a setting; EagleEye re-estimates on a few training batches)
 MIN_IMAGES = 2  # a variance needs two values
 MAX_IMAGES = 10000  # one batch: ResNet-20 holds a few (images, 16, 32, 32) float32 tensors at once
 CACHE_SIZE = 256  # statistics of this many (model, mask, weights, images, seed); a few KB each
