@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the engine pa
 
 import streamlit as st  # noqa: E402
 
+import bn_ui  # noqa: E402
 import controls  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
@@ -27,6 +28,7 @@ def explorer():
     sections.header(settings)
     with sections.errors_shown():
         results = sections.metrics(settings)
+        bn_ui.section(settings, results)  # batch-norm recalibration: models with batch norm only
         sections.layer_warning(settings)
         chart, bars = st.columns([3, 2])
         with chart:

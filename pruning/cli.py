@@ -11,6 +11,7 @@ from .errors import PruningError
 from .models.export import FORMATS
 from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
+from .core.batchnorm import DEFAULT_IMAGES, check_images
 from .core.compare import overlap
 from .core.masks import load, report
 from .core.prune import compute_mask
@@ -45,6 +46,12 @@ def _mask_options(p):
     p.add_argument("--seed", default=0, help="seed of the random strategy and of the order of tied scores (default 0)")
 
 
+def _bn_option(p):
+    p.add_argument("--bn-recalibrate", nargs="?", const=DEFAULT_IMAGES, default=None, metavar="N",
+                   help="re-estimate the batch-norm statistics of the pruned network on N class-stratified "
+                        f"training images first (default N {DEFAULT_IMAGES}; needs PRUNING_DATA_DIR)")
+
+
 def parser() -> argparse.ArgumentParser:
     strategies = ", ".join([*CRITERIA, *ALIASES])
     ap = ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
@@ -60,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", default=None, help="evaluate this saved .npz mask instead (checked against the model)")
     p.add_argument("--weights", default="final", help=", ".join(WEIGHT_SETS))
     p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
+    _bn_option(p)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("sweep", help="accuracy over strategies x sparsities, as a tidy CSV")
@@ -68,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsities", default="0,0.5,0.8,0.9,0.95,0.99", help="comma-separated fractions")
     p.add_argument("--weights", default="final", help="comma-separated: " + ", ".join(WEIGHT_SETS))
     p.add_argument("--limit", default=None)
+    _bn_option(p)
     p.add_argument("--out", default=None, help="CSV path (default: standard output)")
 
     p = sub.add_parser("export", help="write a mask: .npz (any model) or a torch mask dict")
@@ -85,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="final", help="weight set of a side that does not give one: "
                    + ", ".join(WEIGHT_SETS))
     p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
+    _bn_option(p)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
@@ -134,6 +144,7 @@ def cmd_models(args, out):
 def cmd_evaluate(args, out):
     weights = check_weights(args.weights)
     limit = _int_or_none(args.limit, "limit")
+    bn = check_images(args.bn_recalibrate)
     if args.mask is not None:
         if args.strategy is not None or args.sparsity is not None:
             raise PruningError("--mask gives the mask: leave out --strategy and --sparsity")
@@ -144,19 +155,21 @@ def cmd_evaluate(args, out):
     else:
         strategy = args.strategy or "large_final"
         model, mask = _mask(args, strategy, args.sparsity)
-    result = evaluate(model, mask, weights=weights, limit=limit)
+    result = evaluate(model, mask, weights=weights, limit=limit, bn_recalibrate=bn)
     rep, meta = report(mask), mask.meta
     row = {"model": model.name, "strategy": strategy, "scope": meta.get("scope"),
            "granularity": meta.get("granularity"), "weights": weights,
            "requested_sparsity": meta.get("requested_sparsity"), "sparsity": rep["sparsity"],
            "accuracy": result.accuracy, "n": result.n, "seed": meta.get("seed"), "device": result.device,
-           "seconds": round(result.seconds, 4), "warnings": result.warnings,
+           "seconds": round(result.seconds, 4), "warnings": result.warnings, "bn_recalibrate": bn,
            "layers": [{"name": r["name"], "shape": r["shape"], "sparsity": r["sparsity"]} for r in rep["layers"]]}
     if args.json:
         print(json.dumps(row), file=out)
         return
+    recalibrated = f" (batch-norm statistics re-estimated on {bn} training images)" if bn else ""
     print(f"{model.name}: {strategy} ({row['scope']}, {row['granularity']}) on {weights} weights, "
-          f"sparsity {row['sparsity']:.4f}: accuracy {row['accuracy']:.4f} on {row['n']} test images", file=out)
+          f"sparsity {row['sparsity']:.4f}: accuracy {row['accuracy']:.4f} on {row['n']} test images{recalibrated}",
+          file=out)
     for note in result.warnings:
         print(f"  warning: {note}", file=out)
     for layer in row["layers"]:
@@ -183,7 +196,7 @@ def cmd_sweep(args, out):
     rows = sweep(model, _split(args.strategies, "strategies"), _split(args.sparsities, "sparsities"),
                  _split(args.weights, "weights"), scope=args.scope, granularity=args.granularity,
                  limit=_int_or_none(args.limit, "limit"), norm=args.norm, output_rate=args.output_rate,
-                 seed=args.seed, map=progress)
+                 seed=args.seed, bn_recalibrate=check_images(args.bn_recalibrate), map=progress)
     if args.out:
         write_csv(rows, args.out)
     else:
@@ -238,6 +251,7 @@ def _b_values(a: dict, given: dict) -> dict:
 
 def cmd_compare(args, out):
     limit = _int_or_none(args.limit, "limit")
+    bn = check_images(args.bn_recalibrate)
     a_given, b_given = _side(args.a, "--a"), _side(args.b, "--b")
     model = _model(args)
     a = {"strategy": "large_final", "scope": None, "granularity": "weight", "sparsity": None,
@@ -249,17 +263,18 @@ def cmd_compare(args, out):
     mask_b = _side_mask(model, b, "--b")
     sides = {}
     for label, values, mask in (("a", a, mask_a), ("b", b, mask_b)):
-        result = evaluate(model, mask, weights=values["weights"], limit=limit)
+        result = evaluate(model, mask, weights=values["weights"], limit=limit, bn_recalibrate=bn)
         sides[label] = {"strategy": values["strategy"], "scope": mask.meta["scope"],
                         "granularity": mask.meta["granularity"], "weights": values["weights"],
                         "sparsity": mask.meta["sparsity"], "accuracy": result.accuracy, "n": result.n}
     o = overlap(mask_a, mask_b)
-    row = {"model": model.name, "a": sides["a"], "b": sides["b"], "jaccard": o["jaccard"], "kept_a": o["kept_a"],
-           "kept_b": o["kept_b"], "kept_both": o["kept_both"], "layers": o["layers"]}
+    row = {"model": model.name, "bn_recalibrate": bn, "a": sides["a"], "b": sides["b"], "jaccard": o["jaccard"],
+           "kept_a": o["kept_a"], "kept_b": o["kept_b"], "kept_both": o["kept_both"], "layers": o["layers"]}
     if args.json:
         print(json.dumps(row), file=out)
         return
-    print(f"{model.name} on {sides['a']['n']} test images", file=out)
+    recalibrated = f" (batch-norm statistics re-estimated on {bn} training images)" if bn else ""
+    print(f"{model.name} on {sides['a']['n']} test images{recalibrated}", file=out)
     for label, side in sides.items():
         print(f"  {label.upper()}: {side['strategy']} ({side['scope']}, {side['granularity']}) on {side['weights']} "
               f"weights, sparsity {side['sparsity']:.4f}: accuracy {side['accuracy']:.4f}", file=out)

@@ -6,6 +6,8 @@ signed-constant  sign(θ0) * std(θ0 of the layer) * mask: Zhou et al.'s best su
 Non-prunable parameters (biases, normalisation) come from θf for ``final``, θ0 otherwise.
 A unit-granularity mask removes whole units: their biases and the batch-norm scale and shift
 right after them go too (``removed_units``), so a removed unit outputs 0, not relu(bias).
+``bn_recalibrate``: evaluate with batch-norm statistics re-estimated for the pruned network on
+that many training images (``batchnorm.py``; the model itself is never changed).
 """
 
 from dataclasses import dataclass, field
@@ -100,6 +102,7 @@ class Evaluation:
     seconds: float = 0.0
     device: str = "cpu"
     warnings: list = field(default_factory=list)  # for the user: non-finite weights or outputs
+    recalibration: dict | None = None  # {"images", "seed"} when batch-norm statistics were re-estimated
 
     @property
     def confusion(self) -> np.ndarray:
@@ -115,15 +118,27 @@ class Evaluation:
             return np.diag(c) / c.sum(axis=1)
 
 
-def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
-    """Accuracy of ``model`` with ``mask`` applied to weight set ``weights`` (None = dense)."""
+def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None,
+             bn_recalibrate: int | bool | None = None, bn_seed: int = 0) -> Evaluation:
+    """Accuracy of ``model`` with ``mask`` applied to weight set ``weights`` (None = dense).
+    ``bn_recalibrate``: a number of training images (True: ``batchnorm.DEFAULT_IMAGES``) on which
+    the batch-norm statistics are re-estimated first, drawn with ``bn_seed``; None/False: not."""
+    from . import batchnorm  # it imports this module
+
     check_model(model)
     check_mask(model, mask)
     if limit is not None:
         limit = check_whole(limit, "limit", 1)
+    bn_images = batchnorm.check_images(bn_recalibrate)
     start = time.perf_counter()
+    recalibration = None
+    if bn_images:
+        stats = batchnorm.statistics(model, mask, weights, bn_images, bn_seed)  # checks the data first
+        recalibration = {"images": bn_images, "seed": int(bn_seed)}
     x, y, idx = inputs(model, limit)
     prunable = masked_weights(model, mask, weights)
+    if recalibration:
+        prunable.update(stats)
     logits = model.logits(prunable, "final" if weights == "final" else "init", x)  # (n, classes)
     notes = list(getattr(model, "warnings", []))
     bad = int((~np.isfinite(logits)).any(axis=1).sum())
@@ -132,4 +147,5 @@ def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int
     logits = np.nan_to_num(logits, nan=-np.inf)
     pred = logits.argmax(axis=1)
     return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y,
-                      indices=idx, seconds=time.perf_counter() - start, device=str(model.device), warnings=notes)
+                      indices=idx, seconds=time.perf_counter() - start, device=str(model.device), warnings=notes,
+                      recalibration=recalibration)

@@ -337,6 +337,58 @@ def _l1_trial(item):
                  limit=item["limit"])
 
 
+# --- batch-norm recalibration ----------------------------------------------------------------
+
+BN_MODEL = "cifar10-resnet20-torch"
+BN_LEVELS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+BN_TEST_IMAGES = 1000  # class-stratified test subset: what the shared 2-core CPU afforded
+
+
+def _bn_trial(item):
+    """One scope x sparsity: the accuracy without recalibration and with it for each draw seed."""
+    model = load_model(item["model"])
+    mask = compute_mask(model, "large_final", item["sparsity"], scope=item["scope"], output_rate=0)
+    out = {"without": evaluate(model, mask, limit=item["limit"]).accuracy, "sparsity": mask.meta["sparsity"]}
+    out["with"] = [evaluate(model, mask, limit=item["limit"], bn_recalibrate=item["images"], bn_seed=s).accuracy
+                   for s in range(item["seeds"])]
+    return out
+
+
+def bn_items(quick: bool, seeds) -> list:
+    """The trials of ``reproduce bn-recalibration``: global scope first, then layer-wise."""
+    seeds = seeds_for(seeds, quick, "cifar10")
+    levels, limit, images = ((0.0, 0.5, 0.9), 500, 500) if quick else (BN_LEVELS, BN_TEST_IMAGES, 2000)
+    return [{"model": BN_MODEL, "scope": scope, "sparsity": p, "limit": limit, "images": images, "seeds": seeds}
+            for scope in ("global", "layer") for p in levels]
+
+
+def bn_section(items: list, results: list) -> str:
+    """The Markdown of the trials ``items`` and their ``results`` (a prefix of ``bn_items`` works too)."""
+    rows = []
+    for item, r in zip(items, results, strict=True):
+        gain = (np.mean(r["with"]) - r["without"]) * 100
+        rows.append([f"{item['sparsity']:.0%}", item["scope"], f"{r['without']:.3f}", mean_std(r["with"]),
+                     f"{gain:+.1f}"])
+    first, seeds = items[0], items[0]["seeds"]
+    test = "the full test set" if first["limit"] is None else f"a {first['limit']:,}-image class-stratified test subset"
+    return "\n\n".join([
+        f"Model: `{BN_MODEL}` (dense {info(BN_MODEL)['test_accuracy']:.4f} on the full test set), no retraining; all "
+        "convolution kernels pruned by |θf| (`large_final`, global or layer-wise), the output layer left dense, as "
+        "in `resnet-l1`. Without: the pruned network with the dense network's batch-norm statistics. With: the "
+        "same pruned network after its batch-norm running means and variances are re-estimated on "
+        f"{first['images']:,} class-stratified training images in one forward pass in training mode as a single "
+        "batch (no gradient step; weights and batch-norm scale and shift unchanged; Li et al. 2020's adaptive batch "
+        f"norm). {seeds} seeds; a seed draws the calibration images (the mask has no randomness). Evaluated on "
+        f"{test}, the same images in both columns.",
+        _table(["pruned", "scope", "without", f"with recalibration ({seeds} draws)", "gain (points)"], rows)])
+
+
+@EXPERIMENTS.register("bn-recalibration", "batch-norm recalibration after pruning the CIFAR-10 ResNet-20")
+def bn_recalibration(quick, seeds, run):
+    items = bn_items(quick, seeds)
+    return bn_section(items, run(_bn_trial, items))
+
+
 def run(name: str, quick: bool = False, seeds: int | None = None, jobs=None, address=None) -> str:
     """The Markdown section of experiment ``name`` (trials on Ray with ``jobs`` or ``address``)."""
     experiment = EXPERIMENTS.get(name)

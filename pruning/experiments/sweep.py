@@ -7,8 +7,9 @@ Masks are computed here (cheap: one ranking per strategy, cut at each sparsity);
 (every strategy at sparsity 0, for instance) are evaluated once.  ``map(fn, jobs)`` runs the
 evaluations and is the only thing an executor replaces: the built-in ``map`` by default, or any
 function with its signature that returns results in order.  A job is a plain tuple (model,
-mask, weight set, limit); when ``model`` is given by its zoo name, each process resolves it with
-``load_model`` (cached per process), so jobs pickle small and nothing framework-bound crosses.
+mask, weight set, limit, bn_recalibrate); when ``model`` is given by its zoo name, each process resolves it
+with ``load_model`` (cached per process), so jobs pickle small and nothing framework-bound crosses.
+With ``bn_recalibrate`` (training images; see core/batchnorm.py) rows get a ``bn_recalibrate`` column.
 """
 
 import csv
@@ -18,6 +19,7 @@ import io
 import numpy as np
 
 from ..errors import PruningError
+from ..core.batchnorm import check_available, check_images
 from ..core.evaluate import check_weights, evaluate, masked_weights
 from ..io import atomic_write
 from ..core.prune import compute_mask, resolve_strategy, scores
@@ -37,10 +39,10 @@ def digest(mask: dict) -> str:
 
 
 def evaluate_job(job: tuple) -> dict:
-    """One evaluation: (model or zoo name, mask, weight set, limit) -> {"accuracy", "n"}."""
-    model, mask, weights, limit = job
+    """One evaluation: (model or zoo name, mask, weight set, limit, bn_recalibrate) -> {"accuracy", "n"}."""
+    model, mask, weights, limit, bn = job
     model = load_model(model) if isinstance(model, str) else model
-    result = evaluate(model, mask, weights=weights, limit=limit)
+    result = evaluate(model, mask, weights=weights, limit=limit, bn_recalibrate=bn)
     return {"accuracy": result.accuracy, "n": result.n}
 
 
@@ -52,7 +54,7 @@ def _items(values, what: str) -> list:
 
 
 def sweep(model, strategies, sparsities, weight_sets=("final",), *, scope=None, granularity="weight",
-          limit=None, norm=2, output_rate=1.0, seed=0, map=map) -> list:
+          limit=None, norm=2, output_rate=1.0, seed=0, bn_recalibrate=None, map=map) -> list:
     """Rows (keys: ``FIELDS``, as the CLI's sweep CSV) for every strategy x sparsity x weight set,
     in that order.  ``model``: a loaded model or a zoo name.  Bad input fails before any evaluation."""
     loaded = load_model(model) if isinstance(model, str) else model
@@ -63,6 +65,9 @@ def sweep(model, strategies, sparsities, weight_sets=("final",), *, scope=None, 
         scores(loaded, resolve_strategy(s, scope)[0])
     for w in weight_sets:
         masked_weights(loaded, None, w)
+    bn = check_images(bn_recalibrate)
+    if bn:
+        check_available(loaded)
     settings, jobs, index = [], [], {}
     for strategy in strategies:
         for sparsity in sparsities:
@@ -72,20 +77,22 @@ def sweep(model, strategies, sparsities, weight_sets=("final",), *, scope=None, 
                 key = (weights, digest(mask))
                 if key not in index:
                     index[key] = len(jobs)
-                    jobs.append((model, mask, weights, limit))
+                    jobs.append((model, mask, weights, limit, bn))
                 settings.append((strategy, sparsity, weights, mask.meta, index[key]))
     results = list(map(evaluate_job, jobs))
     if len(results) != len(jobs):
         raise PruningError(f"the executor returned {len(results)} results for {len(jobs)} evaluations")
     return [{"model": loaded.name, "strategy": strategy, "scope": meta["scope"], "granularity": meta["granularity"],
              "weights": weights, "requested_sparsity": sparsity, "sparsity": meta["sparsity"],
-             "accuracy": results[i]["accuracy"], "n": results[i]["n"], "seed": meta["seed"]}
+             "accuracy": results[i]["accuracy"], "n": results[i]["n"], "seed": meta["seed"],
+             **({"bn_recalibrate": bn} if bn else {})}
             for strategy, sparsity, weights, meta, i in settings]
 
 
 def to_csv(rows: list) -> str:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    extra = [k for k in ("bn_recalibrate",) if any(k in r for r in rows)]
+    writer = csv.DictWriter(text, fieldnames=FIELDS + extra, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()

@@ -12,6 +12,12 @@ lists, a training module providing ``start_state``, ``train_masked`` and ``train
 ``train_torch.py`` does), and add one ``ADAPTERS.register("jax", ...)`` line at the end of this
 file.  The zoo, the upload path, training, exports (``export.FORMATS``) and the explorer then find
 it here.
+
+Optional capability, batch-norm recalibration (``RecalibratesBatchNorm`` below; the engine side is
+``pruning/core/batchnorm.py``): a model that can re-estimate its batch-norm statistics after
+pruning provides ``batch_norm_layers`` and ``batch_norm_statistics``, and its ``logits`` accepts
+the statistics it returns among the replacement tensors.  ``recalibration_unavailable`` says why
+a model cannot (no such layers, or an adapter without the capability).
 """
 
 from dataclasses import dataclass
@@ -47,6 +53,30 @@ class Model(Protocol):
     def logits(self, prunable: dict, base: str, x: Any) -> np.ndarray:
         """Logits (n, classes) of prepared inputs ``x`` with the tensors in ``prunable``
         (prunable kernels, maybe unit parameters) replacing those of weight set ``base``."""
+
+
+@runtime_checkable
+class RecalibratesBatchNorm(Protocol):
+    """Optional: a model whose batch-norm statistics can be re-estimated after pruning."""
+
+    def batch_norm_layers(self) -> list:
+        """Names of its batch-norm layers that keep running statistics ([]: recalibration does not apply)."""
+
+    def batch_norm_statistics(self, prunable: dict, base: str, x: Any, batch_size: int | None = None) -> dict:
+        """Running statistics re-estimated on prepared (training) inputs ``x`` with the tensors in
+        ``prunable`` replacing those of weight set ``base``, without a gradient step and without
+        changing the model: name -> numpy array, which ``logits`` accepts among its replacements."""
+
+
+def recalibration_unavailable(model) -> str | None:
+    """None if ``model`` can re-estimate batch-norm statistics; else why not, as a sentence part."""
+    if not isinstance(model, RecalibratesBatchNorm):
+        label = ADAPTERS[model.framework].label if getattr(model, "framework", None) in ADAPTERS else "this"
+        where = " held in a sandboxed worker" if "sandboxed" in str(getattr(model, "device", "")) else ""
+        return f"re-estimating batch-norm statistics is not implemented for {label} models{where}"
+    if not model.batch_norm_layers():
+        return "this model has no batch-norm layers, so there are no statistics to re-estimate"
+    return None
 
 
 @dataclass(frozen=True)

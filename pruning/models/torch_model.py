@@ -2,7 +2,9 @@
 
 The loaded network is never mutated: each call passes its weights to
 ``torch.func.functional_call`` on a per-thread copy of the module, so one loaded model can serve
-many threads (Streamlit sessions) at once.
+many threads (Streamlit sessions) at once.  Models with batch norm also offer the adapter
+contract's optional recalibration capability (``batch_norm_layers``, ``batch_norm_statistics``;
+see ``pruning/core/batchnorm.py``), which writes only into fresh tensors.
 """
 
 import copy
@@ -17,6 +19,7 @@ from ..core.selection import TensorSpec
 from .torch_nets import ARCHITECTURES
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+BATCH_NORM = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d (and SyncBatchNorm)
 
 
 def device() -> torch.device:
@@ -110,3 +113,51 @@ class TorchModel:
         out = [torch.func.functional_call(module, params, (x[i:i + self.batch_size],))
                for i in range(0, len(x), self.batch_size)]
         return torch.cat(out).float().cpu().numpy()
+
+    def batch_norm_layers(self) -> list:
+        """Names of the batch-norm layers that keep running statistics, in module order ([]: none,
+        so recalibration does not apply)."""
+        return [name for name, m in self._module.named_modules()
+                if isinstance(m, BATCH_NORM) and m.track_running_stats]
+
+    def _calibration_module(self) -> nn.Module:
+        """A per-thread copy in training mode whose batch norms average cumulatively (momentum None)."""
+        module = getattr(self._local, "calibration", None)
+        if module is None:
+            module = copy.deepcopy(self._module).to(self.device).train()
+            module.normalize = nn.Identity()  # done by prepare
+            for m in module.modules():
+                if isinstance(m, BATCH_NORM):
+                    m.momentum = None
+            self._local.calibration = module
+        return module
+
+    @torch.inference_mode()
+    def batch_norm_statistics(self, prunable: dict, base: str, x: torch.Tensor, batch_size: int | None = None) -> dict:
+        """Re-estimated running statistics of every batch-norm layer with ``prunable`` replacing the
+        tensors of weight set ``base``: ``{layer}.running_mean`` and ``{layer}.running_var`` -> numpy
+        arrays (channels,), ready to pass to ``logits`` with the pruned kernels.
+
+        One forward pass in training mode over the prepared inputs ``x`` with every batch norm's
+        momentum None, as ``torch.optim.swa_utils.update_bn`` does: each batch norm normalises by the
+        statistics of the current batch and its running mean and (unbiased) variance become the
+        average over batches of the batch means and variances.  ``batch_size`` None: all of ``x`` is
+        one batch, so the statistics are exactly the mean and unbiased variance of each layer's input
+        over ``x`` (memory grows with ``len(x)``).  The running statistics are fresh tensors, so the
+        loaded model and its cached tensors are never written to."""
+        params = dict(self._tensors[base])
+        for k, v in prunable.items():
+            array = v if v.flags.writeable and v.flags.c_contiguous else v.copy()
+            params[k] = layout(torch.from_numpy(array).to(self.device))
+        module = self._calibration_module()
+        fresh = {}
+        for name in self.batch_norm_layers():
+            channels = module.get_submodule(name).num_features
+            fresh[f"{name}.running_mean"] = torch.zeros(channels, device=self.device)
+            fresh[f"{name}.running_var"] = torch.ones(channels, device=self.device)
+            fresh[f"{name}.num_batches_tracked"] = torch.zeros((), dtype=torch.long, device=self.device)
+        params.update(fresh)
+        step = len(x) if batch_size is None else batch_size
+        for i in range(0, len(x), step):
+            torch.func.functional_call(module, params, (x[i:i + step],))
+        return {k: v.cpu().numpy() for k, v in fresh.items() if not k.endswith(".num_batches_tracked")}
