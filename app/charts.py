@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 # Okabe-Ito; black is left out (it vanishes on a dark background), a mid grey stands in for neutral lines
 BLUE, ORANGE, SKY, GREEN, YELLOW, VERMILLION, PURPLE = ("#0072B2", "#E69F00", "#56B4E9", "#009E73", "#F0E442",
                                                         "#D55E00", "#CC79A7")
-GREY = "#999999"  # reads on white and on Streamlit's dark background
+GREY = "#888888"  # contrast 3.5:1 on white, 5.3:1 on Streamlit's dark background
 KEPT, PRUNED = BLUE, ORANGE
 COLOURS = {"random": GREY, "large_final": BLUE}
 OTHER = GREEN
@@ -292,7 +292,7 @@ def describe_accuracy_curve(curves: dict, dense: float, live: dict | None, contr
             continue
         (s0, a0), (s1, a1) = points[0], points[-1]
         held = [s for s, a in points if a >= dense - 0.01]
-        if held and held[0] == s0 and max(held) < s1:
+        if held and held[0] == s0 and s0 < max(held) < s1:
             parts.append(f"{label}: stays within 1 point of dense up to {_pruned(max(held))} pruned, then falls "
                          f"to {_acc(a1)} at {_pruned(s1)} pruned.")
         else:
