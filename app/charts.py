@@ -24,10 +24,12 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross")
 PRUNED_PATTERN = "/"  # hatch on pruned (and reference) bars: a cue besides colour
 
 
-def _layout(fig, height=360, side_legend=False, **kwargs):
+def _layout(fig, height=360, side_legend=False, top=40, **kwargs):
+    """Size, margins and the legend: at the bottom of the figure (below the axis title), where it
+    can wrap on a phone without running under the chart's toolbar at the top; or on the right."""
     legend = (dict(orientation="v", yanchor="top", y=1, x=1.01) if side_legend
-              else dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=legend, **kwargs)
+              else dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=10), legend=legend, **kwargs)
     return fig
 
 
@@ -160,7 +162,7 @@ def layer_sparsity(layers: list) -> go.Figure:
 
 def histograms(hist: dict, layer: str) -> go.Figure:
     """Stacked kept/pruned histograms of a tensor's trained and initial weights."""
-    titles = {"final": f"trained θf of {layer}", "init": f"initial θ0 of {layer}"}
+    titles = {"final": "trained θf", "init": "initial θ0"}  # short: side by side on a phone
     fig = make_subplots(rows=1, cols=len(hist), subplot_titles=[titles[k] for k in hist])
     for col, (_, h) in enumerate(hist.items(), start=1):
         centres = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
@@ -171,7 +173,7 @@ def histograms(hist: dict, layer: str) -> go.Figure:
                         showlegend=col == 1, legendgroup=part)
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title="weights", row=1, col=1)
-    return _layout(fig, 320, side_legend=True)
+    return _layout(fig, 340, side_legend=True, top=60)  # subplot titles clear of the toolbar
 
 
 def init_final_scatter(sample: dict, layer: str) -> go.Figure:
@@ -186,7 +188,8 @@ def init_final_scatter(sample: dict, layer: str) -> go.Figure:
     title = f"{layer}: {shown:,} weights" + ("" if shown == sample["total"] else f" (sample of {sample['total']:,})")
     fig.update_xaxes(title="initial weight θ0")
     fig.update_yaxes(title="trained weight θf")
-    return _layout(fig, 420, side_legend=True, title=dict(text=title, font=dict(size=13)))
+    return _layout(fig, 420, side_legend=True, top=60,  # the title stays clear of the chart's toolbar
+                   title=dict(text=title, font=dict(size=13), yref="paper", y=1, yanchor="bottom", pad=dict(b=8)))
 
 
 def first_layer(images: dict) -> go.Figure:
@@ -216,7 +219,7 @@ def first_layer(images: dict) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain")
     fig.update_annotations(font_size=11)
-    return _layout(fig, 230 * rows + 30)
+    return _layout(fig, 230 * rows + 50, top=60)
 
 
 def per_class(dense: list, pruned: list, names: list) -> go.Figure:

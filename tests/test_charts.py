@@ -126,7 +126,7 @@ def test_no_figure_hard_codes_black_or_a_background():
         spec["layout"].pop("template")  # Plotly's default, which Streamlit's theme replaces
         text = json.dumps(spec, default=str).lower()
         assert '"black"' not in text and '"white"' not in text and "#000000" not in text
-        assert fig.layout.paper_bgcolor is None and fig.layout.plot_bgcolor is None 
+        assert fig.layout.paper_bgcolor is None and fig.layout.plot_bgcolor is None
 
 
 # text alternatives
@@ -140,13 +140,14 @@ def test_describe_accuracy_curve_says_where_each_curve_falls():
     text = charts.describe_accuracy_curve(curves, 0.981, live, control)
     assert text == ("Dense accuracy 98.1%. your mask (live): 96.9% at 89.6% pruned; random mask (live): 12.1% at "
                     "89.6% pruned. large_final (magnitude): stays within 1 point of dense up to 90% pruned, then "
-                    "falls to 40.0% at 99% pruned. random (control): stays within 1 point of dense up to 0% pruned, "
-                    "then falls to 11.3% at 90% pruned.")
+                    "falls to 40.0% at 99% pruned. random (control): falls from 98.1% at 0% pruned to 11.3% at "
+                    "90% pruned.")
     rows = charts.accuracy_curve_table(curves, live, control)
     assert len(rows) == 9 and rows[0] == {"curve": "your mask (live)", "% pruned": "89.6%", "accuracy": "96.9%"}
     assert charts.describe_accuracy_curve({}, 0.5, None) == "Dense accuracy 50.0%."
     flat = {"x": {"sparsity": [0.5, 0.9], "accuracy": [0.3, 0.3]}}
-    assert "x: stays from 30.0% at 50% pruned to 30.0% at 90% pruned." in charts.describe_accuracy_curve(flat, 0.9, None)
+    text = charts.describe_accuracy_curve(flat, 0.9, None)
+    assert "x: stays from 30.0% at 50% pruned to 30.0% at 90% pruned." in text
 
 
 def test_describe_layers_and_overlap():
