@@ -93,11 +93,11 @@ def shot(page, name: str, tmp_path, docs: str | None = None) -> Path:
     return out
 
 
-def settled(page):
-    """Wait until the script run is over and the charts are drawn."""
+def settled(page, pause: int = 1500):
+    """Wait until the script run is over and the charts are drawn (and ``pause`` ms more)."""
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.wait_for_selector(".js-plotly-plot")
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(pause)
 
 
 def changed(page, before: str) -> str:
@@ -219,7 +219,7 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     model and a preset, and open a tab; each change moves the accuracy, and the focus shows
     on every kind of control."""
     page = open_page(viewport={"width": 1400, "height": 1000})
-    settled(page)
+    settled(page, 300)
     accuracy = page.locator(METRIC).first.inner_text()
     seen, unseen_focus = [], []
 
@@ -248,34 +248,34 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     focus_visible(info)
     choose("500")
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     # and back up, changing each control on the way
     info = tab_to(lambda i: i["label"].startswith("Prune") and i["testid"] == "stSlider", back=True)
     focus_visible(info)
     page.keyboard.press("ArrowRight")  # one stop of the slider's grid: 89.6% -> 90%
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     info = tab_to(lambda i: i["label"] == "Scope" and i["tag"] == "INPUT", back=True)
     focus_visible(info)
     page.keyboard.press("ArrowRight")  # layer -> global
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     info = tab_to(lambda i: i["role"] == "combobox" and i["name"] == "Criterion", back=True)
     choose("movement")
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     info = tab_to(lambda i: i["role"] == "combobox" and i["name"] == "Model", back=True)
     focus_visible(info)
     choose("lenet5")  # another MNIST model: the 500 images stay
     page.get_by_text("mnist-lenet5-torch").first.wait_for()
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     # forward again: a preset, then into the page: a chart's text alternative and the tabs
     info = tab_to(lambda i: i["text"] == "20%")  # the presets are buttons
     focus_visible(info)
     page.keyboard.press("Enter")
     accuracy = changed(page, accuracy)
-    settled(page)
+    settled(page, 300)
     info = tab_to(lambda i: i["text"] == "Chart as text")
     focus_visible(info)
     page.keyboard.press("Enter")
