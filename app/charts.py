@@ -306,11 +306,13 @@ def describe_accuracy_curve(curves: dict, dense: float, live: dict | None, contr
 
 
 def accuracy_curve_table(curves: dict, live: dict | None = None, control: dict | None = None) -> list:
-    """One row per point: curve, % pruned, accuracy (the live points first)."""
-    rows = [{"curve": p["label"], "% pruned": _pruned(p["sparsity"]), "accuracy": _acc(p["accuracy"])}
-            for p in (live, control) if p]
-    return rows + [{"curve": label, "% pruned": _pruned(s), "accuracy": _acc(a)}
-                   for label, c in curves.items() for s, a in _points(c)]
+    """One row per sparsity (sparsest last), one column per curve and live point ("" where it has
+    no value)."""
+    columns = {label: dict(_points(c)) for label, c in curves.items()}
+    columns |= {p["label"]: {p["sparsity"]: p["accuracy"]} for p in (live, control) if p}
+    sparsities = sorted({s for values in columns.values() for s in values})
+    return [{"% pruned": _pruned(s)} | {label: _acc(values[s]) if s in values else "" for label, values in
+                                        columns.items()} for s in sparsities]
 
 
 def describe_compare_curves(sides: dict, dense: dict) -> str:

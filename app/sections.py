@@ -34,7 +34,7 @@ def errors_shown():
 # in the accent colour (.streamlit/config.toml; 5.4:1 on white, 3.5:1 on the dark background).
 PAGE_STYLE = """<style>
 .js-plotly-plot :is(.xtick text, .ytick text, .g-xtitle text, .g-ytitle text, text.legendtext,
-                    text.annotation-text, text.gtitle, .cbaxis text, text.cbtitle) { fill: currentColor !important; }
+                    text.annotation-text, text.gtitle, .cbaxis text, .cbtitle text) { fill: currentColor !important; }
 [data-testid="stRadio"] label:has(input:focus-visible) { outline: 2px solid #2b6cb0; outline-offset: 1px; }
 </style>"""
 

@@ -143,7 +143,10 @@ def test_describe_accuracy_curve_says_where_each_curve_falls():
                     "falls to 40.0% at 99% pruned. random (control): falls from 98.1% at 0% pruned to 11.3% at "
                     "90% pruned.")
     rows = charts.accuracy_curve_table(curves, live, control)
-    assert len(rows) == 9 and rows[0] == {"curve": "your mask (live)", "% pruned": "89.6%", "accuracy": "96.9%"}
+    assert [row["% pruned"] for row in rows] == ["0%", "50%", "89.6%", "90%", "99%"]
+    assert rows[2] == {"% pruned": "89.6%", "large_final (magnitude)": "", "random (control)": "",
+                       "your mask (live)": "96.9%", "random mask (live)": "12.1%"}
+    assert rows[4]["large_final (magnitude)"] == "40.0%" and rows[4]["random (control)"] == ""
     assert charts.describe_accuracy_curve({}, 0.5, None) == "Dense accuracy 50.0%."
     flat = {"x": {"sparsity": [0.5, 0.9], "accuracy": [0.3, 0.3]}}
     text = charts.describe_accuracy_curve(flat, 0.9, None)
