@@ -225,3 +225,10 @@ def test_describe_retrain_curves():
     assert charts.describe_retrain_curves(runs, 2, 0.981, 0.12) == (
         "θ0 · lottery ticket: 12.0% before training, 97.5% after epoch 2 of 2 (training loss 0.12). "
         "random re-init: not trained yet. Dense 98.1%; untrained supermask 12.0%.")
+
+
+def test_legends_sit_below_the_chart_clear_of_its_toolbar():
+    curve = {"large_final": {"sparsity": [0.0, 0.9], "accuracy": [0.98, 0.9]}}
+    for fig in (charts.accuracy_curve(curve, 0.98, None), charts.per_class([0.9], [0.8], ["0"])):
+        assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
+        assert fig.layout.legend.yanchor == "bottom"
