@@ -212,7 +212,7 @@ def focus_shows(page, info: dict) -> int:
 
 
 def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tmp_path):
-    """Tab and Shift+Tab alone reach every sidebar control, the charts' text and the tabs; keys change
+    """Tab and Shift+Tab alone reach every sidebar control, a chart's toolbar and text and the tabs; keys change
     the evaluation images, the sparsity (arrow keys on the slider), the scope, the criterion, the
     model and a preset, and open a tab; each change moves the accuracy, and the focus shows
     on every kind of control."""
@@ -274,6 +274,8 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     page.keyboard.press("Enter")
     accuracy = changed(page, accuracy)
     settled(page, 300)
+    info = tab_to(lambda i: i["name"] == "Download plot as a PNG")  # the chart's own toolbar
+    focus_visible(info)
     info = tab_to(lambda i: i["text"] == "Chart as text")
     focus_visible(info)
     page.keyboard.press("Enter")
