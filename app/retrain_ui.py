@@ -25,7 +25,7 @@ STARTS = {"init": "rewind to θ0 (lottery ticket)", "final": "fine-tune from θf
           "random": "random re-initialisation", "early": "rewind to θk (late rewinding)"}
 SHORT = {"init": "θ0 · lottery ticket", "final": "θf · fine-tune", "random": "random re-init",
          "early": "θk · late rewind"}
-COLOURS = {"init": "#2b6cb0", "final": "#2f9e44", "random": "#8a8a8a", "early": "#9c36b5"}
+COLOURS = {"init": charts.BLUE, "final": charts.GREEN, "random": charts.GREY, "early": charts.PURPLE}  # Okabe-Ito
 DEFAULT = ("init", "final", "random")
 LIMITS = (0, 10000, 3000, 600)  # training examples; 0: the whole training split
 LIMIT_LABELS = {0: "the whole training split", 10000: "first 10,000", 3000: "first 3,000", 600: "first 600 (demo)"}
@@ -189,6 +189,9 @@ def _show(job: dict, s: Settings, bar, chart, table):
         limit = f"the first {job['limit']:,}" if job["limit"] else "all"
         st.caption(f"Test accuracy on the whole test split after each epoch; trained on {limit} training examples, "
                    f"seed 0. Dense: the unpruned trained model; untrained supermask: this mask on θ0, no training.")
+        runs = {SHORT[r]: job["runs"][r] for r in job["starts"]}
+        st.caption("**Chart as text:** " + charts.describe_retrain_curves(runs, job["epochs"], job["dense"],
+                                                                           job["supermask"]))
 
 
 def rows(job: dict) -> list:

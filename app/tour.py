@@ -5,13 +5,14 @@ import streamlit as st
 import charts
 import state
 from controls import PRESETS, model_label, sorted_models
-from sections import errors_shown
+from sections import errors_shown, page_style, show_chart
 from state import Settings
 
 SPARSE = 0.896  # lottery-ticket-pruner's third level
 LEVELS = [0.0, *(p / 100 for p in PRESETS)]
 
 st.title("Guided tour: lottery tickets and supermasks")
+page_style()
 rows = sorted_models([r for r in state.catalogue() if r["dataset"] in ("mnist", "fashion_mnist")] or state.catalogue())
 by_name = {r["name"]: r for r in rows}
 name = st.selectbox("Model for the tour", list(by_name), format_func=lambda n: model_label(by_name[n]),
@@ -42,7 +43,9 @@ with errors_shown():
     st.markdown(f"Above, all weights competed in one *global* ranking. Pruning every layer by the same {pct} "
                 f"instead (*layer* scope) scores **{per_layer.accuracy:.2%}**. The global ranking let each layer "
                 "give up what it could spare:")
-    st.plotly_chart(charts.layer_sparsity(state.report(magnitude)["layers"]), key="tour_layers")
+    rows = state.report(magnitude)["layers"]
+    show_chart(charts.layer_sparsity(rows), "tour_layers", "Share of each weight tensor pruned",
+               charts.describe_layer_sparsity(rows), charts.layer_sparsity_table(rows))
     if has_init:
         ticket_init = state.evaluation(magnitude, "init")
         init_dense = state.dense(name, "init")
@@ -68,7 +71,9 @@ with errors_shown():
         if has_init:
             curves["supermask (same sign, signed constant)"] = state.live_curve(
                 supermask, LEVELS, weights="signed-constant")
-    st.plotly_chart(charts.accuracy_curve(curves, dense.accuracy, None), key="tour_curve")
+    show_chart(charts.accuracy_curve(curves, dense.accuracy, None), "tour_curve", "Accuracy against the share of "
+               "weights pruned", charts.describe_accuracy_curve(curves, dense.accuracy, None),
+               charts.accuracy_curve_table(curves))
     st.caption("Live evaluations at lottery-ticket-pruner's levels (20%, 55.78%, 89.6%, 99.33% pruned), "
                "global scope. Past about 99% every criterion collapses: too few weights remain for the signal "
                "to get through.")
