@@ -45,8 +45,9 @@ def downloads(s: Settings, stem: str) -> None:
     m = state.model(s.model)
     formats = export.offered(m)
     why_not = _shrinkable(s) if SHRUNK & set(formats) else None
-    cols = st.columns(3)
     for i, fmt in enumerate(formats):
+        if i % 3 == 0:  # rows of three, so that reading and tab order follow the list
+            cols = st.columns(3)
         col = cols[i % 3]
         blocked = fmt in SHRUNK and why_not is not None
         col.download_button(export.FORMATS[fmt].doc, lambda fmt=fmt: state.exported(s, fmt),
