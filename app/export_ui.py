@@ -124,7 +124,25 @@ def savings(s: Settings) -> None:
         st.warning(f"Cannot measure: {exc}")
         return
     st.dataframe(_table(result), hide_index=True)
+    st.markdown(summary(result["rows"]))
     r = result["rows"][0]
-    st.caption(f"onnxruntime {r['threads']} CPU thread, batches of {r['batch']:,}, best of 3 passes over "
-               f"the {r['images']:,} test images; logits of the pruned and shrunk models are compared with "
-               "the engine's pruned model, the dense one's with the dense model. Times depend on this machine's load.")
+    st.caption(f"onnxruntime with {r['threads']} CPU thread, batches of {r['batch']:,}, median of 3 passes over "
+               f"the {r['images']:,} test images, the three models taking turns; logits of the pruned and shrunk "
+               "models are compared with the engine's pruned model, the dense one's with the dense model. "
+               "Times depend on this machine's load.")
+
+
+def summary(rows: list) -> str:
+    """The measured rows in plain words: what the pruned and the shrunk export save over the dense one."""
+    by = {r["variant"]: r for r in rows}
+    dense = by["dense"]
+
+    def versus(r):
+        return (f"{r['onnx_bytes'] / dense['onnx_bytes']:.0%} of the dense file size, "
+                f"{r['parameters'] / dense['parameters']:.0%} of its stored parameters, "
+                f"{r['seconds'] / dense['seconds']:.2f}× its time")
+
+    text = f"Measured: the pruned (masked) ONNX model has {versus(by['pruned'])}"
+    if "error" in by["shrunk"]:
+        return text + "; no shrunk model (nothing to shrink at this setting)."
+    return text + f"; the shrunk one has {versus(by['shrunk'])}."

@@ -14,14 +14,15 @@ VARIANTS = ("dense", "pruned", "shrunk")
 
 
 def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int = 3, threads: int = 1) -> list:
-    """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero), the best of
-    ``repeats`` wall times of onnxruntime on all ``images`` (``threads`` CPU threads, batches of
-    ``model.batch_size``), and the largest |logit difference| and argmax agreement with
+    """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero), the median
+    of ``repeats`` wall times of onnxruntime on all ``images`` (``threads`` CPU threads, batches of
+    ``model.batch_size``; the variants take turns in each round, so that load on the machine hits
+    them alike), and the largest |logit difference| and argmax agreement with
     ``engine_logits[variant]`` (the engine's logits: dense, and masked, which the shrunk model
     must also give).  A variant that cannot be built (nothing to shrink) has ``error`` set."""
     x = onnx_export.inputs(model, images)
     batch = getattr(model, "batch_size", 1000)
-    rows = []
+    rows, sessions = [], {}
     for variant in VARIANTS:
         row = {"variant": variant}
         try:
@@ -30,18 +31,23 @@ def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int =
             rows.append({**row, "error": str(exc)})
             continue
         sess = onnx_export.session(data, threads)
-        out = onnx_export.run(sess, x[:batch], batch)  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = onnx_export.run(sess, x, batch)
-            times.append(time.perf_counter() - start)
+        out = onnx_export.run(sess, x, batch)  # also the warm-up
         ref = engine_logits["dense" if variant == "dense" else "pruned"]
         stored, nonzero = _parameters(data)
         rows.append({**row, "onnx_bytes": len(data), "parameters": stored, "nonzero": nonzero,
-                     "seconds": min(times), "images": len(x), "batch": batch, "threads": threads,
+                     "images": len(x), "batch": batch, "threads": threads,
                      "max_abs_diff": float(np.abs(out - ref).max()),
                      "same_argmax": bool((out.argmax(1) == ref.argmax(1)).all())})
+        sessions[variant] = sess
+    times = {v: [] for v in sessions}
+    for _ in range(repeats):
+        for variant, sess in sessions.items():
+            start = time.perf_counter()
+            onnx_export.run(sess, x, batch)
+            times[variant].append(time.perf_counter() - start)
+    for row in rows:
+        if row["variant"] in times:
+            row["seconds"] = float(np.median(times[row["variant"]]))
     return rows
 
 
