@@ -6,7 +6,7 @@ import streamlit as st
 import pruning
 from pruning import data
 from pruning.errors import PruningError
-from pruning.models import export, onnx_measure, shrink, zoo
+from pruning.models import export, onnx_export, onnx_measure, shrink, zoo
 from pruning.models.adapter import adapter
 
 import state
@@ -61,10 +61,10 @@ def downloads(s: Settings, stem: str) -> None:
     if why_not:
         st.caption(f"Shrunk formats unavailable: {why_not}")
     if "onnx" in formats:
-        label = ("float32 (n, c, h, w), pixels / 255" if m.framework == "torch"
-                 else "float32 raw pixels 0..255, shaped like the Keras model's input")
-        st.caption(f"ONNX input: {label}; output: logits. Shrunk .safetensors: "
-                   "`pruning.models.shrink_torch.load(path)` rebuilds the module (no pickle).")
+        st.caption(f"ONNX input: {onnx_export.exporter(m).INPUT}; output: logits.")
+    if "shrunk-safetensors" in formats:
+        st.caption("Shrunk .safetensors: `pruning.models.shrink_torch.load(path)` rebuilds the module "
+                   "(the architecture is a JSON in the file's metadata; no pickle).")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -78,7 +78,7 @@ def _measured(s: Settings) -> dict:
     suffix = adapter(m).suffix
     dense_file = zoo.ZOO / s.model / f"final{suffix}"
     native = {"dense": dense_file.stat().st_size if dense_file.is_file() else None,
-              "pruned": len(state.exported(s, "keras")) if m.framework == "keras" else None,
+              "pruned": len(state.exported(s, "keras")) if "keras" in export.offered(m) else None,
               "shrunk": None}
     if all("error" not in r for r in rows):
         native["shrunk"] = len(state.exported(s, export.SHRUNK[m.framework]))

@@ -93,7 +93,7 @@ def _cols_of_unit(prev_units: int, cols: int, hwc: bool) -> np.ndarray:
 def plan(model, mask) -> Plan:
     """The shrink plan of a zoo model under ``mask``; PruningError if the architecture is unknown."""
     arch = model.info.get("architecture")
-    if arch == "resnet20" and model.framework == "torch":
+    if arch == "resnet20":  # the PyTorch net (export.OWN has no Keras ResNet)
         return _plan_resnet(model, mask)
     return _plan_chain(model, mask, (model.framework, arch) in HWC)
 
