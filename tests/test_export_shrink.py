@@ -3,6 +3,7 @@ smaller network predicts what the masked one does in the engine, on real test im
 MNIST / Fashion-MNIST splits; CIFAR-10 needs PRUNING_DATA_DIR, else those checks skip)."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -63,9 +64,10 @@ def test_torch_shrunk_file_round_trip(name, tmp_path):
     path = tmp_path / "small.safetensors"
     export.FORMATS.get("shrunk-safetensors")(model, mask, path)
     with safe_open(str(path), "np") as f:  # plain tensors and a JSON header, no pickle
-        assert shrink_torch.KEY in f.metadata()
+        arch = json.loads(f.metadata()[shrink_torch.KEY])
         smaller = sum(f.get_tensor(k).size for k in f.keys())  # noqa: SIM118
     assert smaller < sum(v.size for v in model.states["final"].values())
+    assert arch["widths"] == {k.rsplit(".", 1)[0]: len(r) for k, r in shrink.plan(model, mask).rows.items()}
     module = shrink_torch.load(path)
     x = images(model.dataset)
     import torch

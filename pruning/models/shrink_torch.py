@@ -95,6 +95,7 @@ def shrunk_state(model, mask) -> tuple[dict, dict]:
     pre = model.info["preprocessing"]
     arch = {"format": FORMAT, "architecture": model.info["architecture"], "source": model.name,
             "preprocessing": {"mean": list(pre["mean"]), "std": list(pre["std"])},
+            "widths": {name.rsplit(".", 1)[0]: len(rows) for name, rows in plan.rows.items()},  # for reading
             "shortcuts": {str(b): idx for b, idx in plan.shortcuts.items()},
             "removed_units": plan.removed, "hidden_units": plan.hidden}
     return state, arch
