@@ -88,16 +88,15 @@ def _measured(s: Settings) -> dict:
 def _table(result: dict) -> list:
     out = []
     for r in result["rows"]:
-        if "error" in r:
-            out.append({"model": r["variant"], "note": r["error"]})
+        if "error" in r:  # said in words by ``summary``
             continue
         native = result["native"][r["variant"]]
         out.append({"model": r["variant"],
-                    f"{result['suffix']} file (MB)": None if native is None else round(native / 1e6, 3),
+                    f"{result['suffix']} file (MB)": "mask only" if native is None else f"{native / 1e6:.3f}",
                     "ONNX file (MB)": round(r["onnx_bytes"] / 1e6, 3),
                     "stored parameters": r["parameters"], "nonzero": r["nonzero"],
                     f"onnxruntime, {r['images']:,} images (ms)": round(r["seconds"] * 1e3, 1),
-                    "same predictions as the engine": r["same_argmax"],
+                    "same as engine": r["same_argmax"],
                     "max |Δ logit|": f"{r['max_abs_diff']:.1e}"})
     return out
 
