@@ -85,3 +85,14 @@ def test_measure_button_shows_dense_pruned_and_shrunk():
     said = " ".join(m.value for m in app.markdown)
     assert "Measured: the pruned (masked) ONNX model has 100% of the dense file size, 100% of its stored" in said
     assert "the shrunk one has" in said
+
+
+def test_summary_says_when_there_is_no_shrunk_model():
+    import export_ui
+
+    rows = [{"variant": "dense", "onnx_bytes": 1000, "parameters": 100, "seconds": 2.0},
+            {"variant": "pruned", "onnx_bytes": 1000, "parameters": 100, "seconds": 1.0},
+            {"variant": "shrunk", "error": "nothing to shrink: ..."}]
+    assert export_ui.summary(rows) == ("Measured: the pruned (masked) ONNX model has 100% of the dense file size, "
+                                       "100% of its stored parameters, 0.50× its time; no shrunk model "
+                                       "(nothing to shrink at this setting).")
