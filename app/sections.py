@@ -6,8 +6,6 @@ import streamlit as st
 
 import pruning
 from pruning import data
-from pruning.models import export
-from pruning.models.adapter import adapter
 
 import charts
 import controls
@@ -277,20 +275,16 @@ def compare_tab(s: Settings):
 
 
 def export_tab(s: Settings, accuracy: float, n: int):
+    import export_ui  # the downloads and the measured savings (issue 18), kept in their own file
+
     m = state.model(s.model)
     granularity = s.granularity.replace(":", "of")
     stem = f"{s.model.replace(':', '-')}-{s.strategy}-{s.scope}-{granularity}-{s.sparsity * 100:.2f}"
     st.markdown(f"The mask below gives **{accuracy:.2%}** on {n:,} test images with {WEIGHT_LABELS[s.weights]}.")
-    cols = st.columns(3)
-    for col, fmt in zip(cols, ("npz", *adapter(m).exports), strict=False):  # a spare column stays empty
-        col.download_button(export.FORMATS[fmt].doc, lambda fmt=fmt: state.exported(s, fmt),
-                            f"{stem}{export.SUFFIXES[fmt]}", "application/octet-stream", key=f"dl_{fmt}",
-                            on_click="ignore")
-        if fmt in export.HOLDS_WEIGHTS and s.weights != "final":
-            trained = state.evaluation(s, "final").accuracy
-            col.caption(f"The Keras model holds the trained weights × mask ({trained:.2%}).")
-    cols[2].download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",
-                            "text/csv", key="dl_csv", on_click="ignore")
+    export_ui.downloads(s, stem)
+    st.download_button("Per-layer report (.csv)", lambda: state.report_csv(s), f"{stem}-layers.csv",
+                       "text/csv", key="dl_csv", on_click="ignore")
+    export_ui.savings(s)
     load = (f"pruning.load_file_model({m.name!r}, {m.dataset!r})" if s.model.startswith(state.UPLOAD)
             else f"pruning.load_model({s.model!r})")
     st.code(f"import pruning\nmodel = {load}\nmask = pruning.load_mask({stem + '.npz'!r}, model)\n"

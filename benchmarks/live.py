@@ -13,6 +13,9 @@ e  explorer round trip slider -> accuracy in headless Chromium, per model family
 f  load test: 8 concurrent browser sessions (browser.py)
 g  the sandboxed worker's overhead: an uploaded MNIST model evaluated in its worker process
    (pruning.load_upload) vs the same file loaded in-process (pruning.load_file_model)
+h  what an export saves: ONNX file size, parameters and onnxruntime CPU time (full test set, the
+   engine's batches, 1 thread) of the dense, pruned (masked) and shrunk MNIST models side by side,
+   each checked against the engine's logits (pruning.models.onnx_measure)
 Every time is a median over repeats, measured interleaved so that load on the machine hits all
 variants alike. Targets are reported, never asserted.
 """
@@ -298,11 +301,43 @@ def part_g(repeats: int) -> dict:
     return {"rows": rows}
 
 
+def part_h(repeats: int) -> dict:
+    """Dense vs pruned vs shrunk exports of the MNIST zoo models, measured side by side."""
+    from safetensors.numpy import save
+
+    from pruning.models import onnx_measure, shrink_torch
+
+    rows = []
+    settings = (("unit", "layer", 0.5), ("unit", "layer", 0.9), ("weight", "global", 0.9))
+    for name in ("mnist-lenet300-torch", "mnist-lenet5-torch", "mnist-lenet300-keras", "mnist-conv-keras"):
+        model = pruning.load_model(name)
+        x, _ = pruning.data.load(model.dataset)
+        dense = model.logits({}, "final", model.prepare(x))
+        for granularity, scope, sparsity in settings:
+            mask = pruning.compute_mask(model, "large_final", sparsity, scope=scope, granularity=granularity)
+            pruned = model.logits(pruning.masked_weights(model, mask), "final", model.prepare(x))
+            native = None
+            if model.framework == "torch":
+                try:
+                    native = len(save(shrink_torch.shrunk_state(model, mask)[0]))
+                except pruning.PruningError:
+                    pass
+            for row in onnx_measure.measure(model, mask, x, {"dense": dense, "pruned": pruned}, repeats):
+                rows.append({"model": name, "setting": f"{granularity} {scope} {sparsity}", **row,
+                             "shrunk_safetensors_bytes": native if row["variant"] == "shrunk" else None})
+                r = rows[-1]
+                print(f"h {name:22} {r['setting']:18} {r['variant']:7} "
+                      + (f"{r['onnx_bytes'] / 1e6:7.3f} MB {r['parameters']:>8} params {r['nonzero']:>8} nonzero "
+                         f"{r['seconds'] * 1e3:8.1f} ms  max|d| {r['max_abs_diff']:.1e} argmax same {r['same_argmax']}"
+                         if "error" not in r else "not built: " + r["error"][:60]), file=sys.stderr)
+    return {"rows": rows}
+
+
 def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "tensorflow", "keras", "streamlit", "numpy", "playwright"):
+    for pkg in ("torch", "tensorflow", "keras", "streamlit", "numpy", "playwright", "onnxruntime"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -322,7 +357,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument("--markdown", metavar="OUT", help="also write the tables as Markdown")
-    ap.add_argument("--parts", default="a,b,c,d,e,f,g")
+    ap.add_argument("--parts", default="a,b,c,d,e,f,g,h")
     args = ap.parse_args()
     repeats = 3 if args.quick else 7
     parts = set(args.parts.split(","))
@@ -337,7 +372,8 @@ def main():
                            ("b", "b_lottery_ticket_pruner", lambda: part_b(repeats)),
                            ("c", "c_sweep", lambda: part_c(5 if args.quick else 20)),
                            ("d", "d_memory", part_d_engine),
-                           ("g", "g_worker", lambda: part_g(repeats))):
+                           ("g", "g_worker", lambda: part_g(repeats)),
+                           ("h", "h_exports", lambda: part_h(repeats))):
         if part in parts:
             results[key] = run()
             save()

@@ -79,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
     _bn_option(p)
     p.add_argument("--out", default=None, help="CSV path (default: standard output)")
 
-    p = sub.add_parser("export", help="write a mask: .npz (any model) or a torch mask dict")
+    p = sub.add_parser("export", help="write a mask (.npz, torch mask dict) or a pruned model: .keras, .onnx, "
+                       "or shrunk (removed units gone) .safetensors, .keras or .onnx")
     _mask_options(p)
     p.add_argument("--strategy", default="large_final", help=strategies)
     p.add_argument("--sparsity", default=None)

@@ -126,7 +126,7 @@ def test_tabs_render(at):
         at.run()
         assert not at.exception, tab
         assert not at.error, tab
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 6  # npz, torch, shrunk .safetensors, onnx, shrunk onnx, csv
 
 
 def test_guided_tour_renders_and_settings_survive_the_visit(at):

@@ -6,6 +6,8 @@ torch_model.py   PyTorch adapter (zoo models and .safetensors state dicts), torc
 keras_model.py   Keras adapter, keras_nets.py its networks, keras_callback.py MaskCallback for fine-tuning
 pt2_model.py     torch.export programs (uploads)
 zoo.py           pretrained/<name>/: the catalogue and load_model
-export.py        export formats: the mask as .npz, a PyTorch mask dict, a pruned Keras model
+export.py        export formats: the mask as .npz, a PyTorch mask dict, a pruned Keras model, shrunk
+                 models (shrink.py plans, shrink_torch.py / shrink_keras.py build) and ONNX
+                 (onnx_export.py; onnx_measure.py times dense vs pruned vs shrunk with onnxruntime)
 Only the adapters import PyTorch or TensorFlow.
 """

@@ -1,6 +1,12 @@
-"""Export a mask for use outside this tool: the mask as .npz, a PyTorch mask dict, or a pruned
-Keras model.  ``FORMATS`` holds each format as ``write(model, mask, path)``; an adapter
-(``adapter.py``) lists the formats its models offer besides .npz."""
+"""Export a mask for use outside this tool: the mask as .npz, a PyTorch mask dict, a pruned
+Keras model, a shrunk model (removed units physically gone: ``shrink.py``) as .safetensors or
+.keras, or an ONNX model, masked or shrunk (``onnx_export.py``).  ``FORMATS`` holds each format as
+``write(model, mask, path)``; an adapter (``adapter.py``) lists the formats its models offer
+besides .npz, and ``offered`` adds the shrunk and ONNX formats for the server's own models.
+
+What each saves (measured in benchmarks/live.py part h and the explorer's Export tab): a masked
+model (npz, torch, keras, onnx) keeps every dense shape, so it is no smaller on disk or in memory
+and no faster; only a shrunk model, whose removed units and channels are gone, is."""
 
 import os
 from pathlib import Path
@@ -13,8 +19,13 @@ from ..io import atomic_write
 from ..registry import Registry
 
 FORMATS = Registry("export format")
-SUFFIXES = {"npz": ".npz", "torch": ".pt", "keras": ".keras"}
-HOLDS_WEIGHTS = {"keras"}  # formats that hold the (trained) weights, not only the mask
+SUFFIXES = {"npz": ".npz", "torch": ".pt", "keras": ".keras", "shrunk-safetensors": ".safetensors",
+            "shrunk-keras": ".keras", "onnx": ".onnx", "shrunk-onnx": ".onnx"}
+# formats that hold the (trained) weights, not only the mask
+HOLDS_WEIGHTS = {"keras", "shrunk-safetensors", "shrunk-keras", "onnx", "shrunk-onnx"}
+SHRUNK = {"torch": "shrunk-safetensors", "keras": "shrunk-keras"}
+# the architectures the shrunk and ONNX exports know (their layer chains, see shrink.py)
+OWN = {"torch": ("lenet300", "lenet5", "conv4", "resnet20"), "keras": ("lenet300", "tfmot_conv", "conv4")}
 
 
 def _check_framework(mask: dict, framework: str, fmt: str) -> None:
@@ -26,12 +37,30 @@ def _check_framework(mask: dict, framework: str, fmt: str) -> None:
                            f"use --format {offered}")
 
 
+def own(model) -> bool:
+    """True for a model this process loaded itself from a known architecture (the zoo, or a CLI
+    user's state dict): shrunk and ONNX exports run the model's framework here, so an upload, which
+    lives in its sandboxed worker, never gets them."""
+    return (type(model).__name__ in ("TorchModel", "KerasModel") and not hasattr(model, "keras_bytes")
+            and model.info.get("architecture") in OWN.get(model.framework, ()))
+
+
+def offered(model) -> tuple:
+    """The formats ``model`` can be exported in, npz first."""
+    extra = (SHRUNK[model.framework], "onnx", "shrunk-onnx") if own(model) else ()
+    return ("npz", *adapter(model).exports, *extra)
+
+
 def check_format(model, fmt: str) -> str:
     """``fmt`` if ``model`` offers it (npz always), else a PruningError naming what it offers."""
-    offered = ("npz", *adapter(model).exports)
-    if fmt not in offered:
+    choices = offered(model)
+    if fmt not in choices:
+        if fmt in (*SHRUNK.values(), "onnx", "shrunk-onnx") and not own(model):
+            raise PruningError(f"--format {fmt} is offered for the zoo's architectures only ({model.name} is not "
+                               "one, or is an upload, which only runs in its sandboxed worker); "
+                               f"use --format {' or '.join(choices)}")
         raise PruningError(f"--format {fmt} is not available for {model.name}, a {adapter(model).label} model; "
-                           f"use --format {' or '.join(offered)}")
+                           f"use --format {' or '.join(choices)}")
     return fmt
 
 
@@ -65,8 +94,10 @@ def save_keras_model(model, mask: dict, path) -> None:
         data = model.keras_bytes(masked_weights(model, mask, "final"))
         atomic_write(path, lambda f: f.write(data))
         return
-    pruned = model.to_keras(masked_weights(model, mask, "final"), "final")
+    _save_keras(model.to_keras(masked_weights(model, mask, "final"), "final"), path)
 
+
+def _save_keras(pruned, path) -> None:
     def write(f):  # Keras writes only to a named .keras file: save beside the target, then copy
         fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".keras")
         os.close(fd)
@@ -96,3 +127,41 @@ def torch_mask(model, mask, path) -> None:
 @FORMATS.register("keras", "Pruned Keras model (.keras)")
 def keras_model(model, mask, path) -> None:
     save_keras_model(model, mask, path)
+
+
+@FORMATS.register("shrunk-safetensors", "Shrunk PyTorch model (.safetensors)")
+def shrunk_torch(model, mask, path) -> None:
+    """The network with removed units gone: smaller tensors plus the architecture JSON in the
+    file's metadata; ``pruning.models.shrink_torch.load(path)`` rebuilds it (no pickle)."""
+    check_format(model, "shrunk-safetensors")
+    from .shrink_torch import save_shrunk
+
+    save_shrunk(model, mask, path)
+
+
+@FORMATS.register("shrunk-keras", "Shrunk Keras model (.keras)")
+def shrunk_keras(model, mask, path) -> None:
+    """A .keras model rebuilt with fewer units and filters (``keras.saving.load_model``)."""
+    check_format(model, "shrunk-keras")
+    if not str(path).endswith(".keras"):
+        raise PruningError(f"a Keras model file must end in .keras, got {path}")
+    from .shrink_keras import shrunk_keras as build
+
+    _save_keras(build(model, mask), path)
+
+
+@FORMATS.register("onnx", "Pruned ONNX model (.onnx)")
+def onnx_masked(model, mask, path) -> None:
+    """The masked (dense-shaped) network as ONNX; see ``onnx_export`` for its input."""
+    check_format(model, "onnx")
+    from .onnx_export import write
+
+    write(model, mask, path, shrunk=False)
+
+
+@FORMATS.register("shrunk-onnx", "Shrunk ONNX model (.onnx)")
+def onnx_shrunk(model, mask, path) -> None:
+    check_format(model, "shrunk-onnx")
+    from .onnx_export import write
+
+    write(model, mask, path, shrunk=True)

@@ -1,0 +1,64 @@
+"""What an export saves, measured: file size, parameter count and onnxruntime CPU latency of the
+dense, the pruned (masked) and the shrunk model side by side, on the full test set in the engine's
+batches, with each one's predictions checked against the engine's.  Used by the explorer's Export
+tab (app/export_ui.py) and benchmarks/live.py part h."""
+
+import time
+
+import numpy as np
+
+from ..errors import PruningError
+from . import onnx_export
+
+VARIANTS = ("dense", "pruned", "shrunk")
+
+
+def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int = 3, threads: int = 1) -> list:
+    """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero), the median
+    of ``repeats`` wall times of onnxruntime on all ``images`` (``threads`` CPU threads, batches of
+    ``model.batch_size``; the variants take turns in each round, so that load on the machine hits
+    them alike), and the largest |logit difference| and argmax agreement with
+    ``engine_logits[variant]`` (the engine's logits: dense, and masked, which the shrunk model
+    must also give).  A variant that cannot be built (nothing to shrink) has ``error`` set."""
+    x = onnx_export.inputs(model, images)
+    batch = getattr(model, "batch_size", 1000)
+    rows, sessions = [], {}
+    for variant in VARIANTS:
+        row = {"variant": variant}
+        try:
+            data = onnx_export.to_bytes(model, None if variant == "dense" else mask, variant == "shrunk")
+        except PruningError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        sess = onnx_export.session(data, threads)
+        out = onnx_export.run(sess, x, batch)  # also the warm-up
+        ref = engine_logits["dense" if variant == "dense" else "pruned"]
+        stored, nonzero = _parameters(data)
+        rows.append({**row, "onnx_bytes": len(data), "parameters": stored, "nonzero": nonzero,
+                     "images": len(x), "batch": batch, "threads": threads,
+                     "max_abs_diff": float(np.abs(out - ref).max()),
+                     "same_argmax": bool((out.argmax(1) == ref.argmax(1)).all())})
+        sessions[variant] = sess
+    times = {v: [] for v in sessions}
+    for _ in range(repeats):
+        for variant, sess in sessions.items():
+            start = time.perf_counter()
+            onnx_export.run(sess, x, batch)
+            times[variant].append(time.perf_counter() - start)
+    for row in rows:
+        if row["variant"] in times:
+            row["seconds"] = float(np.median(times[row["variant"]]))
+    return rows
+
+
+def _parameters(data: bytes) -> tuple[int, int]:
+    """(values stored in the graph's float initializers, how many of them are nonzero)."""
+    import onnx
+    from onnx import numpy_helper
+
+    stored = nonzero = 0
+    for init in onnx.load_from_string(data).graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and arr.size > 1:
+            stored, nonzero = stored + arr.size, nonzero + int(np.count_nonzero(arr))
+    return stored, nonzero
