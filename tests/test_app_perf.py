@@ -1,6 +1,9 @@
 """The explorer's "What this pruning buys" section shows the engine's numbers (pruning.models.torch_fast)."""
 
+import os
 from pathlib import Path
+import subprocess
+import sys
 
 from streamlit.testing.v1 import AppTest
 
@@ -34,3 +37,16 @@ def test_sizes_and_timing_shown_when_opened():
     shown = metrics(at)
     assert shown["Pruned (fast path)"].endswith(" ms") and shown["Speed-up"].endswith("x")
     assert float(shown["Speed-up"].rstrip("x")) > 0
+
+
+def test_default_page_does_not_import_tensorflow():
+    """Cold start: the first page (a PyTorch model) never imports TensorFlow or Keras; they load only
+    once a Keras model is chosen.  In a fresh process, since other tests may have imported them here."""
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(APP)!r}, default_timeout=180)\nat.run()\n"
+            "assert not at.exception, at.exception\nassert at.metric[0].value.endswith('%')\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=APP.parent.parent, env={**os.environ, "PYTHONPATH": str(APP.parent.parent)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
