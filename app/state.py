@@ -7,11 +7,13 @@ seen costs nothing and each browser session only keeps its own settings in its w
 """
 
 import hashlib
+import os
 import secrets
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import streamlit as st
 
 import pruning
@@ -20,6 +22,12 @@ from pruning import data
 from pruning.models import export
 from pruning.core import inspect
 from pruning.core.prune import resolve_strategy
+
+from coalesce import Coalescer
+
+MAX_MODELS = int(os.environ.get("PRUNING_MAX_MODELS", "3"))  # zoo models held at once (least recently used go)
+CONTROL_IMAGES = int(os.environ.get("PRUNING_CONTROL_IMAGES", "1000"))  # the controls' stratified subset
+_once = Coalescer()  # identical engine calls of concurrent sessions computed once
 
 
 class Settings(NamedTuple):
@@ -44,9 +52,11 @@ def catalogue() -> list:
     return pruning.catalogue()
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(show_spinner="Loading the model…", max_entries=MAX_MODELS)
 def _zoo_model(name: str):
-    return pruning.load_model(name)
+    """At most MAX_MODELS zoo models stay loaded (least recently used dropped): a server that every
+    zoo model was visited on keeps its memory bounded.  Never mutated."""
+    return _once(("model", name), lambda: pruning.load_model(name))
 
 
 UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of a per-session secret, the files, the dataset
@@ -137,10 +147,36 @@ def mask(s: Settings, strategy: str | None = None) -> pruning.Mask:
     return pruning.compute_mask(model(s.model), strategy, sparsity, scope=scope, granularity=s.granularity)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
 def evaluation(s: Settings, weights: str | None = None, strategy: str | None = None) -> pruning.Evaluation:
     """Accuracy of the mask of ``s`` (or of ``strategy``) on weight set ``weights`` (default s.weights)."""
-    return pruning.evaluate(model(s.model), mask(s, strategy), weights or s.weights, limit=s.limit)
+    return _evaluation(s, weights or s.weights, strategy or s.strategy)  # one cache key per evaluation
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _evaluation(s: Settings, weights: str, strategy: str) -> pruning.Evaluation:
+    return _once(("evaluation", s, weights, strategy),
+                 lambda: pruning.evaluate(model(s.model), mask(s, strategy), weights, limit=s.limit))
+
+
+def control(s: Settings) -> Settings:
+    """``s`` evaluated on a class-stratified subset of at most CONTROL_IMAGES test images: the
+    controls (random mask, the other weight sets) cost a fraction of the headline evaluation, so a
+    slider move costs little more than one full evaluation; the page shows each number's n."""
+    return s if s.limit is not None and s.limit <= CONTROL_IMAGES else s._replace(limit=CONTROL_IMAGES)
+
+
+def accuracy_on(s: Settings, c: Settings) -> float:
+    """The accuracy of ``s``'s mask on the control subset of ``c``: read off the headline evaluation's
+    predictions when they cover those images (no extra evaluation), else evaluated."""
+    if c == s:
+        return evaluation(s).accuracy
+    ev = evaluation(s)
+    y = test_images(model(s.model).dataset)[1]
+    sub = data.stratified_indices(y, c.limit)  # sorted positions in the test split, as ev.indices
+    where = np.minimum(np.searchsorted(ev.indices, sub), len(ev.indices) - 1)
+    if not np.array_equal(ev.indices[where], sub):
+        return evaluation(c, s.weights).accuracy
+    return float(np.mean(ev.predictions[where] == y[sub]))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -152,7 +188,7 @@ def overlap(a: Settings, b: Settings) -> dict:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def dense(name: str, weights: str = "final", limit: int | None = None) -> pruning.Evaluation:
-    return pruning.evaluate(model(name), None, weights, limit=limit)
+    return _once(("dense", name, weights, limit), lambda: pruning.evaluate(model(name), None, weights, limit=limit))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
