@@ -22,6 +22,7 @@ class Coalescer:
         self._lock = threading.Lock()
         self._pending = {}  # key -> _Pending of the call in flight
         self.computed = 0  # calls of fn, for tests and benchmarks
+        self.waiting = 0  # callers waiting for another's result right now
 
     def __call__(self, key, fn):
         with self._lock:
@@ -30,8 +31,12 @@ class Coalescer:
             if leader:
                 pending = self._pending[key] = _Pending()
                 self.computed += 1
+            else:
+                self.waiting += 1
         if not leader:
             pending.done.wait()
+            with self._lock:
+                self.waiting -= 1
             if pending.error is not None:
                 raise pending.error
             return pending.result

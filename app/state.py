@@ -208,7 +208,28 @@ def size(s: Settings) -> dict:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def histogram(s: Settings, layer: str) -> dict:
-    return inspect.weight_histogram(model(s.model), mask(s), layer)
+    """``inspect.weight_histogram`` (60 bins), from each weight's bin found once per layer: a slider
+    move only counts the kept weights per bin (no sort of the layer's weights per move)."""
+    keep = np.asarray(mask(s)[layer], dtype=bool).reshape(-1)
+    out = {}
+    for which, (edges, where, total) in _bins(s.model, layer).items():
+        kept = np.bincount(where[keep], minlength=len(total))
+        out[which] = {"edges": edges, "kept": kept, "pruned": total - kept}
+    return out
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _bins(name: str, layer: str, bins: int = 60) -> dict:
+    """weight set -> (edges, the bin of each weight, the weights per bin) of one tensor, binned as
+    np.histogram does: bin i holds edges[i] <= w < edges[i+1], the last bin also its right edge."""
+    m, out = model(name), {}
+    for which in ("final", "init"):
+        if which in m.states:
+            w = np.asarray(m.weights(which)[layer], dtype=np.float64).reshape(-1)
+            edges = np.histogram_bin_edges(w, bins=bins)
+            where = np.minimum(np.searchsorted(edges, w, side="right") - 1, bins - 1)
+            out[which] = (edges, where, np.bincount(where, minlength=bins))
+    return out
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
