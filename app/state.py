@@ -219,7 +219,7 @@ def histogram(s: Settings, layer: str) -> dict:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _bins(name: str, layer: str, bins: int = 60) -> dict:
+def _bins(name: str, layer: str, bins: int = 60) -> dict:  # bins <= 256: one byte per weight
     """weight set -> (edges, the bin of each weight, the weights per bin) of one tensor, binned as
     np.histogram does: bin i holds edges[i] <= w < edges[i+1], the last bin also its right edge."""
     m, out = model(name), {}
@@ -227,7 +227,7 @@ def _bins(name: str, layer: str, bins: int = 60) -> dict:
         if which in m.states:
             w = np.asarray(m.weights(which)[layer], dtype=np.float64).reshape(-1)
             edges = np.histogram_bin_edges(w, bins=bins)
-            where = np.minimum(np.searchsorted(edges, w, side="right") - 1, bins - 1)
+            where = np.minimum(np.searchsorted(edges, w, side="right") - 1, bins - 1).astype(np.uint8)  # 1 byte each
             out[which] = (edges, where, np.bincount(where, minlength=bins))
     return out
 
