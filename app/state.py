@@ -10,6 +10,7 @@ import hashlib
 import os
 import secrets
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +29,15 @@ from coalesce import Coalescer
 MAX_MODELS = int(os.environ.get("PRUNING_MAX_MODELS", "3"))  # zoo models held at once (least recently used go)
 CONTROL_IMAGES = int(os.environ.get("PRUNING_CONTROL_IMAGES", "1000"))  # the controls' stratified subset
 _once = Coalescer()  # identical engine calls of concurrent sessions computed once
+# Evaluations running at once, all sessions together (PRUNING_EVALUATIONS; default: the cores this server may use):
+# more would not finish sooner on a CPU, but each holds its own activations (a CIFAR ResNet's: hundreds of MB).
+_slots = threading.BoundedSemaphore(int(os.environ.get("PRUNING_EVALUATIONS", "0")) or len(os.sched_getaffinity(0)))
+
+
+def _evaluate(*args, **kwargs) -> pruning.Evaluation:
+    """``pruning.evaluate`` in one of the server's evaluation slots."""
+    with _slots:
+        return pruning.evaluate(*args, **kwargs)
 
 
 class Settings(NamedTuple):
@@ -155,7 +165,7 @@ def evaluation(s: Settings, weights: str | None = None, strategy: str | None = N
 @st.cache_data(max_entries=512, show_spinner=False)
 def _evaluation(s: Settings, weights: str, strategy: str) -> pruning.Evaluation:
     return _once(("evaluation", s, weights, strategy),
-                 lambda: pruning.evaluate(model(s.model), mask(s, strategy), weights, limit=s.limit))
+                 lambda: _evaluate(model(s.model), mask(s, strategy), weights, limit=s.limit))
 
 
 def control(s: Settings) -> Settings:
@@ -188,7 +198,7 @@ def overlap(a: Settings, b: Settings) -> dict:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def dense(name: str, weights: str = "final", limit: int | None = None) -> pruning.Evaluation:
-    return _once(("dense", name, weights, limit), lambda: pruning.evaluate(model(name), None, weights, limit=limit))
+    return _once(("dense", name, weights, limit), lambda: _evaluate(model(name), None, weights, limit=limit))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

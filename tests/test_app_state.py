@@ -36,3 +36,30 @@ def test_accuracy_on_the_control_subset():
     assert c.limit == state.CONTROL_IMAGES and state.control(c) == c
     mask = pruning.compute_mask(m, "large_final", 0.9, scope="layer")
     assert state.accuracy_on(s, c) == pruning.evaluate(m, mask, limit=c.limit).accuracy
+
+
+def test_evaluations_at_once_bounded(monkeypatch):
+    """However many sessions ask, at most the server's evaluation slots run at once (memory: each
+    evaluation holds its own activations)."""
+    import threading
+    import time
+
+    slots = state._slots._initial_value
+    lock, active, peak, done = threading.Lock(), [0], [0], []
+
+    def fake_evaluate(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        done.append(1)
+
+    monkeypatch.setattr(pruning, "evaluate", fake_evaluate)
+    threads = [threading.Thread(target=state._evaluate) for _ in range(3 * slots + 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(done) == len(threads) and 1 <= peak[0] <= slots

@@ -19,3 +19,4 @@ def test_after_run_hook_keeps_keras_session(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
     script_runner._clean_problem_modules()  # looked up by name when a run ends, as Streamlit does
     assert calls == ["plt all"]
+
