@@ -7,11 +7,14 @@ seen costs nothing and each browser session only keeps its own settings in its w
 """
 
 import hashlib
+import os
 import secrets
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import streamlit as st
 
 import pruning
@@ -20,6 +23,21 @@ from pruning import data
 from pruning.models import export
 from pruning.core import inspect
 from pruning.core.prune import resolve_strategy
+
+from coalesce import Coalescer
+
+MAX_MODELS = int(os.environ.get("PRUNING_MAX_MODELS", "3"))  # zoo models held at once (least recently used go)
+CONTROL_IMAGES = int(os.environ.get("PRUNING_CONTROL_IMAGES", "1000"))  # the controls' stratified subset
+_once = Coalescer()  # identical engine calls of concurrent sessions computed once
+# Evaluations running at once, all sessions together (PRUNING_EVALUATIONS; default: the cores this server may use):
+# more would not finish sooner on a CPU, but each holds its own activations (a CIFAR ResNet's: hundreds of MB).
+_slots = threading.BoundedSemaphore(int(os.environ.get("PRUNING_EVALUATIONS", "0")) or len(os.sched_getaffinity(0)))
+
+
+def _evaluate(*args, **kwargs) -> pruning.Evaluation:
+    """``pruning.evaluate`` in one of the server's evaluation slots."""
+    with _slots:
+        return pruning.evaluate(*args, **kwargs)
 
 
 class Settings(NamedTuple):
@@ -44,9 +62,11 @@ def catalogue() -> list:
     return pruning.catalogue()
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(show_spinner="Loading the model…", max_entries=MAX_MODELS)
 def _zoo_model(name: str):
-    return pruning.load_model(name)
+    """At most MAX_MODELS zoo models stay loaded (least recently used dropped): a server that every
+    zoo model was visited on keeps its memory bounded.  Never mutated."""
+    return _once(("model", name), lambda: pruning.load_model(name))
 
 
 UPLOAD = "upload:"  # names of uploaded models: "upload:" + a digest of a per-session secret, the files, the dataset
@@ -137,10 +157,36 @@ def mask(s: Settings, strategy: str | None = None) -> pruning.Mask:
     return pruning.compute_mask(model(s.model), strategy, sparsity, scope=scope, granularity=s.granularity)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
 def evaluation(s: Settings, weights: str | None = None, strategy: str | None = None) -> pruning.Evaluation:
     """Accuracy of the mask of ``s`` (or of ``strategy``) on weight set ``weights`` (default s.weights)."""
-    return pruning.evaluate(model(s.model), mask(s, strategy), weights or s.weights, limit=s.limit)
+    return _evaluation(s, weights or s.weights, strategy or s.strategy)  # one cache key per evaluation
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _evaluation(s: Settings, weights: str, strategy: str) -> pruning.Evaluation:
+    return _once(("evaluation", s, weights, strategy),
+                 lambda: _evaluate(model(s.model), mask(s, strategy), weights, limit=s.limit))
+
+
+def control(s: Settings) -> Settings:
+    """``s`` evaluated on a class-stratified subset of at most CONTROL_IMAGES test images: the
+    controls (random mask, the other weight sets) cost a fraction of the headline evaluation, so a
+    slider move costs little more than one full evaluation; the page shows each number's n."""
+    return s if s.limit is not None and s.limit <= CONTROL_IMAGES else s._replace(limit=CONTROL_IMAGES)
+
+
+def accuracy_on(s: Settings, c: Settings) -> float:
+    """The accuracy of ``s``'s mask on the control subset of ``c``: read off the headline evaluation's
+    predictions when they cover those images (no extra evaluation), else evaluated."""
+    if c == s:
+        return evaluation(s).accuracy
+    ev = evaluation(s)
+    y = test_images(model(s.model).dataset)[1]
+    sub = data.stratified_indices(y, c.limit)  # sorted positions in the test split, as ev.indices
+    where = np.minimum(np.searchsorted(ev.indices, sub), len(ev.indices) - 1)
+    if not np.array_equal(ev.indices[where], sub):
+        return evaluation(c, s.weights).accuracy
+    return float(np.mean(ev.predictions[where] == y[sub]))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -152,7 +198,7 @@ def overlap(a: Settings, b: Settings) -> dict:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def dense(name: str, weights: str = "final", limit: int | None = None) -> pruning.Evaluation:
-    return pruning.evaluate(model(name), None, weights, limit=limit)
+    return _once(("dense", name, weights, limit), lambda: _evaluate(model(name), None, weights, limit=limit))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -172,7 +218,28 @@ def size(s: Settings) -> dict:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def histogram(s: Settings, layer: str) -> dict:
-    return inspect.weight_histogram(model(s.model), mask(s), layer)
+    """``inspect.weight_histogram`` (60 bins), from each weight's bin found once per layer: a slider
+    move only counts the kept weights per bin (no sort of the layer's weights per move)."""
+    keep = np.asarray(mask(s)[layer], dtype=bool).reshape(-1)
+    out = {}
+    for which, (edges, where, total) in _bins(s.model, layer).items():
+        kept = np.bincount(where[keep], minlength=len(total))
+        out[which] = {"edges": edges, "kept": kept, "pruned": total - kept}
+    return out
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _bins(name: str, layer: str, bins: int = 60) -> dict:  # bins <= 256: one byte per weight
+    """weight set -> (edges, the bin of each weight, the weights per bin) of one tensor, binned as
+    np.histogram does: bin i holds edges[i] <= w < edges[i+1], the last bin also its right edge."""
+    m, out = model(name), {}
+    for which in ("final", "init"):
+        if which in m.states:
+            w = np.asarray(m.weights(which)[layer], dtype=np.float64).reshape(-1)
+            edges = np.histogram_bin_edges(w, bins=bins)
+            where = np.minimum(np.searchsorted(edges, w, side="right") - 1, bins - 1).astype(np.uint8)  # 1 byte each
+            out[which] = (edges, where, np.bincount(where, minlength=bins))
+    return out
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -17,6 +17,7 @@ import controls  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
 import sections  # noqa: E402
+import server_tweaks  # noqa: E402, F401  no keras.backend.clear_session() + gc.collect() after every run
 
 
 def explorer():

@@ -1,6 +1,7 @@
 """Side-by-side performance of the pruning explorer, measured in one run.
 
-    python benchmarks/live.py [--quick] [--json OUT.json] [--markdown OUT.md] [--parts a,b,c,d,e,f]
+    python benchmarks/live.py [--quick] [--json OUT.json] [--markdown OUT.md] [--parts a,b,c,d,e,f,g,h,i,j,k]
+                              [--server-cpus 0] [--client-cpus 1]
 
 a  live latency (compute_mask + evaluate on the full test set) of every zoo model (CIFAR models,
    once trained, on the explorer's CPU subset and the full set) vs its dense forward pass, the
@@ -13,7 +14,13 @@ e  explorer round trip slider -> accuracy in headless Chromium, per model family
 f  load test: 8 concurrent browser sessions (browser.py)
 g  the sandboxed worker's overhead: an uploaded MNIST model evaluated in its worker process
    (pruning.load_upload) vs the same file loaded in-process (pruning.load_file_model)
-h  what an export saves: ONNX file size, parameters and onnxruntime CPU time (full test set, the
+h  server CPU seconds per slider move vs one full-test evaluation in a plain process, per model
+   family (benchmarks/class_load.py; the server pinned to --server-cpus, the generator to --client-cpus)
+i  cold start: `streamlit run app` -> first accuracy in Chromium and over the websocket
+j  a class: 30 websocket sessions (benchmarks/ws_load.py) on mnist-lenet300-torch, a move every
+   3-5 s for 3 minutes; the CIFAR-10 models with 5; the generator beside real Chromium sessions;
+   the server's memory after every zoo model was visited
+k  what an export saves: ONNX file size, parameters and onnxruntime CPU time (full test set, the
    engine's batches, 1 thread) of the dense, pruned (masked) and shrunk MNIST models side by side,
    each checked against the engine's logits (pruning.models.onnx_measure)
 Every time is a median over repeats, measured interleaved so that load on the machine hits all
@@ -301,7 +308,7 @@ def part_g(repeats: int) -> dict:
     return {"rows": rows}
 
 
-def part_h(repeats: int) -> dict:
+def part_k(repeats: int) -> dict:
     """Dense vs pruned vs shrunk exports of the MNIST zoo models, measured side by side."""
     from safetensors.numpy import save
 
@@ -357,7 +364,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument("--markdown", metavar="OUT", help="also write the tables as Markdown")
-    ap.add_argument("--parts", default="a,b,c,d,e,f,g,h")
+    ap.add_argument("--parts", default="a,b,c,d,e,f,g,k,h,i,j")
+    ap.add_argument("--server-cpus", default="0", help="parts h-j: taskset cores of the explorer's server")
+    ap.add_argument("--client-cpus", default="1", help="parts h-j: cores of the load generator (and its Chromium)")
     args = ap.parse_args()
     repeats = 3 if args.quick else 7
     parts = set(args.parts.split(","))
@@ -373,7 +382,7 @@ def main():
                            ("c", "c_sweep", lambda: part_c(5 if args.quick else 20)),
                            ("d", "d_memory", part_d_engine),
                            ("g", "g_worker", lambda: part_g(repeats)),
-                           ("h", "h_exports", lambda: part_h(repeats))):
+                           ("k", "k_exports", lambda: part_k(repeats))):
         if part in parts:
             results[key] = run()
             save()
@@ -381,6 +390,12 @@ def main():
         from browser import explorer_benchmarks
 
         results.update(explorer_benchmarks(parts, moves=10, quick=args.quick))
+        save()
+    if parts & {"h", "i", "j"}:  # last: they pin this process to --client-cpus
+        from class_load import run as class_load
+
+        results["class_cpus"] = {"server": args.server_cpus, "client": args.client_cpus}
+        class_load(parts, args.quick, args.server_cpus, args.client_cpus, into=results, save=save)
     results["machine"]["load_average_end"] = os.getloadavg()
     save()
     from report import markdown, print_tables

@@ -110,7 +110,95 @@ def tables(r: dict) -> list:
                           [[row["model"], f"{row['sparsity']:.1f}", _t(row["in_process"]), _t(row["worker"]),
                             f"{row['ratio']:.2f}x", "yes" if row["same_accuracy"] else "**no**",
                             _t(row["first_load_seconds"])] for row in g["rows"]])))
+    out += class_tables(r)
     return out
+
+
+def _ms(x) -> str:
+    return "-" if x is None else _t(x)
+
+
+def class_tables(r: dict) -> list:
+    """Parts h, i, j (benchmarks/class_load.py)."""
+    out = []
+    cpus = r.get("class_cpus") or {}
+    pinned = f" (server on cores {cpus.get('server', '?')}, generator on {cpus.get('client', '?')})"
+    h = r.get("h_cpu_per_move")
+    if h:
+        out.append(("h. Server CPU per slider move vs one full-test evaluation in a plain process" + pinned,
+                    table(["family", "model", "moves", "server CPU per move", "plain: full test set",
+                           "move/full", "plain: the page's set", "move/page set", "wall per move (median)",
+                           "wrong results"],
+                          [[row["family"], row["model"], row["moves"], _t(row["cpu_seconds_per_move"]),
+                            _t(row["plain"]["full"]["cpu_seconds"]), f"{row['ratio_to_full']:.2f}x",
+                            f"{_t(row['plain']['page']['cpu_seconds'])} ({row['plain']['page']['images']:,})",
+                            f"{row['ratio_to_page_set']:.2f}x", _t(row["wall_seconds_median"]),
+                            len(row["wrong"])] for row in h["rows"] if "error" not in row])
+                    + "".join(f"\n\nNot measured, {row['family']}: {row['error']}" for row in h["rows"]
+                              if "error" in row)))
+    i = r.get("i_cold_start")
+    if i:
+        out.append(("i. Cold start: `streamlit run app` -> first accuracy" + pinned,
+                    table(["in Chromium (median)", "runs", "over the websocket (median)", "TensorFlow loaded"],
+                          [[_t(i["chromium_median"]), ", ".join(_t(x) for x in i["chromium_seconds"]),
+                            _t(i["websocket_median"]), "yes" if i["tensorflow_loaded"] else "no"]])))
+    j = r.get("j_class")
+    if j:
+        rows = [_load_row(j["mnist"])] + [_load_row(c) for c in j.get("cifar", [])]
+        out.append(("j. Concurrent websocket sessions, a move every 3-5 s (exact-% box, every setting new)" + pinned,
+                    table(["model", "sessions", "seconds", "moves", "p50", "p95", "max", "full run p50",
+                           "errors", "mix-ups"], rows)
+                    + "".join(f"\n\n{c['model']}: " + "; ".join((c["errors"] + c["mixups"])[:5])
+                              for c in [j["mnist"], *j.get("cifar", [])] if c["errors"] or c["mixups"])))
+        check = j.get("chromium_check")
+        if check:
+            b, g = check["chromium"], check["websocket"]
+            out.append(("j. The generator beside real Chromium sessions (same server, mnist-lenet300-torch)",
+                        table(["client", "sessions", "moves", "p50", "p95", "max", "problems"],
+                              [["Chromium (benchmarks/browser.py)", b["sessions"], b["completed"], _ms(b["p50"]),
+                                _ms(b["p95"]), _ms(b["max"]), len(b["problems"]) + len(b["mismatches"])],
+                               ["websocket generator", g["sessions"], g["moves"], _ms(g["p50"]), _ms(g["p95"]),
+                                _ms(g["max"]), len(g["errors"]) + len(g["mixups"])]])))
+        mem = j.get("memory")
+        if mem:
+            out.append(("j. Server memory after every zoo model was visited",
+                        table(["after", "RSS", "peak RSS"],
+                              [[k, _mb(v["VmRSS"]), _mb(v["VmHWM"])] for k, v in mem["after_each"].items()]
+                              + [["all (end)", _mb(mem["VmRSS"]), _mb(mem["VmHWM"])]])))
+    return out
+
+
+def _load_row(c: dict) -> list:
+    return [c["model"], c["sessions"], f"{c['seconds']:.0f}", c["moves"], _ms(c["p50"]), _ms(c["p95"]),
+            _ms(c["max"]), _ms(c["full_run"]["p50"]), len(c["errors"]), len(c["mixups"])]
+
+
+def class_targets(r: dict) -> list:
+    rows = []
+    for row in (r.get("h_cpu_per_move") or {}).get("rows", []):
+        if row["model"].startswith("mnist") and "error" in row:
+            rows.append([f"server CPU per move <= 2x one plain full evaluation ({row['model']})", "not measured",
+                         False])
+        elif row["model"].startswith("mnist"):
+            rows.append([f"server CPU per move <= 2x one plain full evaluation ({row['model']})",
+                         f"{row['ratio_to_full']:.2f}x", row["ratio_to_full"] <= 2.0])
+    i = r.get("i_cold_start")
+    if i:
+        rows.append(["cold start -> first accuracy in Chromium <= 5 s", f"{i['chromium_median']:.1f} s",
+                     i["chromium_median"] <= 5.0])
+    j = r.get("j_class")
+    if j:
+        c = j["mnist"]
+        ok = c["p50"] is not None and c["p50"] <= 1.0 and c["p95"] <= 3.0
+        rows.append([f"{c['sessions']} sessions on {c['model']}: p50 <= 1 s, p95 <= 3 s",
+                     f"p50 {_ms(c['p50'])}, p95 {_ms(c['p95'])}", ok])
+        rows.append([f"{c['sessions']} sessions: no error, no session shown another's result",
+                     f"{c['moves']} moves checked, {len(c['errors'])} errors, {len(c['mixups'])} mix-ups",
+                     not c["errors"] and not c["mixups"]])
+        if j.get("memory"):
+            rows.append(["server RSS after every zoo model was visited <= 2 GB", _mb(j["memory"]["VmHWM"]) + " peak",
+                         j["memory"]["VmHWM"] <= 2 * 2**30])
+    return rows
 
 
 def print_tables(r: dict):
@@ -156,7 +244,7 @@ def targets(r: dict) -> list:
     for row in (r.get("g_worker") or {}).get("rows", []):
         rows.append([f"sandboxed worker overhead < 20% ({row['model']}, {row['sparsity']:.0%})",
                      f"{row['ratio']:.2f}x", row["ratio"] < 1.2])
-    return rows
+    return rows + class_targets(r)
 
 
 def markdown(r: dict) -> str:

@@ -2,12 +2,14 @@
 
 from functools import lru_cache
 import json
+import os
 from pathlib import Path
 
 from .adapter import adapter
 from ..errors import PruningError
 
 ZOO = Path(__file__).resolve().parents[2] / "pretrained"
+MAX_LOADED = int(os.environ.get("PRUNING_MAX_MODELS", "3"))  # models kept loaded; the least recently used go
 
 
 def names() -> list:
@@ -37,11 +39,12 @@ def catalogue() -> list:
 
 
 def load_model(name: str):
-    """A zoo model, loaded once per process and shared read-only (safe to use from many threads)."""
+    """A zoo model, shared read-only (safe to use from many threads); the last MAX_LOADED models used
+    stay loaded, so a process that visits the whole zoo keeps its memory bounded."""
     return _load(check_name(name))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=MAX_LOADED)
 def _load(name: str):
     meta = info(name)
     how = adapter(meta["framework"])

@@ -1,0 +1,65 @@
+"""app/state.py's shortcuts equal the engine: the per-layer histogram from bins found once, and the
+criterion's accuracy on the controls' subset read off the full evaluation's predictions."""
+
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+
+import pruning
+from pruning.core import inspect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+import state  # noqa: E402
+
+MODEL = "mnist-lenet300-torch"
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.6, 0.97])
+def test_histogram_equals_inspect(sparsity):
+    m = pruning.load_model(MODEL)
+    s = state.Settings(MODEL, sparsity=sparsity, scope="layer")
+    mask = pruning.compute_mask(m, "large_final", sparsity, scope="layer")
+    for layer in m.specs:
+        got, want = state.histogram(s, layer), inspect.weight_histogram(m, mask, layer)
+        assert got.keys() == want.keys() == {"final", "init"}
+        for which in want:
+            for field in ("edges", "kept", "pruned"):
+                assert np.array_equal(got[which][field], want[which][field]), (layer, which, field)
+
+
+def test_accuracy_on_the_control_subset():
+    m = pruning.load_model(MODEL)
+    s = state.Settings(MODEL, sparsity=0.9, scope="layer")
+    c = state.control(s)
+    assert c.limit == state.CONTROL_IMAGES and state.control(c) == c
+    mask = pruning.compute_mask(m, "large_final", 0.9, scope="layer")
+    assert state.accuracy_on(s, c) == pruning.evaluate(m, mask, limit=c.limit).accuracy
+
+
+def test_evaluations_at_once_bounded(monkeypatch):
+    """However many sessions ask, at most the server's evaluation slots run at once (memory: each
+    evaluation holds its own activations)."""
+    import threading
+    import time
+
+    slots = state._slots._initial_value
+    lock, active, peak, done = threading.Lock(), [0], [0], []
+
+    def fake_evaluate(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        done.append(1)
+
+    monkeypatch.setattr(pruning, "evaluate", fake_evaluate)
+    threads = [threading.Thread(target=state._evaluate) for _ in range(3 * slots + 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(done) == len(threads) and 1 <= peak[0] <= slots
