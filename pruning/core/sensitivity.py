@@ -108,6 +108,16 @@ def scan(model, sparsities=SPARSITIES, criterion="large_final", *, weights="fina
             "seconds": round(time.perf_counter() - start, 1), "caveat": CAVEAT}
 
 
+def sensitivity(model, sparsities=SPARSITIES, criterion="large_final", limit=None, *, weights="final", seed=0,
+                progress=None) -> dict:
+    """``scan`` of a loaded model or a zoo model's name (the public ``pruning.sensitivity``)."""
+    if isinstance(model, str):
+        from ..models.zoo import load_model
+
+        model = load_model(model)
+    return scan(model, sparsities, criterion, weights=weights, limit=limit, seed=seed, progress=progress)
+
+
 def check_table(table) -> dict:
     """A table as ``scan`` returns it (or read back from JSON), checked enough to derive budgets."""
     try:
