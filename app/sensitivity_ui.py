@@ -115,8 +115,14 @@ def tab(s: Settings):
                        "budget with the sidebar's criterion.")
     if s.scope == "sensitivity":
         st.success(f"The sidebar is on the sensitivity scope at {s.sparsity:.2%}: each layer is pruned at the budget "
-                   "suggested for that target. The numbers above the tabs are the mask's measured accuracy, which "
-                   "can differ from what the single-layer drops suggest.")
+                   "suggested for that target. Measured, all layers pruned together (which the single-layer drops "
+                   "cannot predict), against the same sparsity in the other scopes:")
+        with sections.errors_shown():
+            cols = st.columns(3)
+            for col, scope in zip(cols, ("sensitivity", "layer", "global"), strict=True):
+                ev = state.evaluation(s._replace(scope=scope))
+                col.metric(f"{scope} scope, {s.sparsity:.2%} pruned", f"{ev.accuracy:.2%}",
+                           help=f"{s.strategy} on {s.weights} weights, {ev.n:,} test images")
     link = ("The link (`scope=sensitivity&sparsity_pct=…`) reproduces the budgets: they are derived again from "
             "this model's precomputed scan." if "precomputed" in source else
             "The link carries `scope=sensitivity` and the target, but the budgets need this scan: a new session "

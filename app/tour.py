@@ -43,6 +43,12 @@ with errors_shown():
                 f"instead (*layer* scope) scores **{per_layer.accuracy:.2%}**. The global ranking let each layer "
                 "give up what it could spare:")
     st.plotly_chart(charts.layer_sparsity(state.report(magnitude)["layers"]), key="tour_layers")
+    if state.sensitivity_table(name) is not None:
+        budgeted = state.evaluation(magnitude._replace(scope="sensitivity"))
+        st.markdown(f"A third way: prune each layer *alone* to measure how much it can take (the Explorer's "
+                    f"**Sensitivity** tab), then give each layer its own budget: **{budgeted.accuracy:.2%}** at the "
+                    f"same {pct}. A scan of one layer at a time cannot see how layers interact, so the result is "
+                    "measured, not promised.")
     if has_init:
         ticket_init = state.evaluation(magnitude, "init")
         init_dense = state.dense(name, "init")

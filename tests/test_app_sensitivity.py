@@ -108,3 +108,26 @@ def test_sensitivity_scope_without_a_scan_is_a_message(monkeypatch):
     app = start(scope="sensitivity")
     assert not app.exception, app.exception
     assert any("needs this model's sensitivity scan" in e.value for e in app.error)
+
+
+def test_applied_budgets_are_measured_against_the_other_scopes():
+    app = start(scope="sensitivity", sparsity_pct=89.6)
+    m = pruning.load_model(MODEL)
+    for scope in ("layer", "global"):
+        expected = pruning.evaluate(m, pruning.compute_mask(m, "large_final", 0.896, scope=scope)).accuracy
+        assert percent(app, f"{scope} scope") == pytest.approx(expected, abs=1e-4)
+    budgets = pruning.suggest_budgets(json.loads(SHIPPED.read_text()), 0.896)
+    mask = pruning.compute_mask(m, "large_final", scope="sensitivity", budgets=budgets)
+    assert percent(app, "sensitivity scope") == pytest.approx(pruning.evaluate(m, mask).accuracy, abs=1e-4)
+
+
+def test_guided_tour_names_the_sensitivity_budgets():
+    app = start()
+    app.switch_page("tour.py").run()
+    assert not app.exception, app.exception
+    text = " ".join(md.value for md in app.markdown)
+    budgets = pruning.suggest_budgets(json.loads(SHIPPED.read_text()), 0.896)
+    m = pruning.load_model(MODEL)
+    mask = pruning.compute_mask(m, "large_final", scope="sensitivity", budgets=budgets)
+    accuracy = pruning.evaluate(m, mask).accuracy
+    assert "Sensitivity" in text and f"{accuracy:.2%}" in text
