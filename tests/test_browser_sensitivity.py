@@ -19,7 +19,7 @@ MODEL = os.environ.get("SENSITIVITY_MODEL", "mnist-lenet300-torch")
 def test_sensitivity_tab_heatmap_and_apply(server, tmp_path):  # noqa: F811
     with explorer_page(f"{server}/?model={MODEL}", 2000) as page:
         page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=120_000)
-        page.get_by_role("tab", name="Sensitivity").click()
+        page.get_by_role("tab", name="Sensitivity").click(timeout=120_000)
         page.get_by_text("Per-layer budgets for a target").wait_for(timeout=120_000)
         tabs = page.locator('[data-testid="stTabs"]')
         tabs.locator(".js-plotly-plot .heatmaplayer").first.wait_for(timeout=60_000)
@@ -27,8 +27,9 @@ def test_sensitivity_tab_heatmap_and_apply(server, tmp_path):  # noqa: F811
         box = tabs.get_by_test_id("stNumberInputField").first
         box.fill("90")
         box.press("Enter")
+        page.get_by_text("90.00% of the weights overall").wait_for(timeout=120_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
-        page.get_by_role("button", name="Apply these budgets to the current mask").click()
+        page.get_by_role("button", name="Apply these budgets to the current mask").click(timeout=120_000)
         page.wait_for_function("() => location.search.includes('scope=sensitivity')", timeout=60_000)
         page.wait_for_function("() => location.search.includes('sparsity_pct=90')", timeout=60_000)
         page.get_by_text("The sidebar is on the sensitivity scope").wait_for(timeout=120_000)
