@@ -9,7 +9,9 @@ import pytest
 import pruning
 from pruning import cli, data
 from pruning.core.selection import TensorSpec
-from pruning.core.sensitivity import layer_budgets, plan, scan, suggest_budgets
+from pruning.core.sensitivity import check_table, layer_budgets, plan, scan, suggest_budgets
+from pruning.experiments import zoo_sensitivity
+from pruning.models.zoo import ZOO
 
 
 class TinyMLP:
@@ -230,3 +232,24 @@ def test_evaluate_with_sensitivity_scope_needs_budgets(capsys):
     code, _ = run("evaluate", "--model", "mnist-lenet300-torch", "--sparsity", "0.5", "--scope", "sensitivity")
     err = capsys.readouterr().err
     assert code == 2 and "needs budgets" in err and err.count("\n") == 1
+
+
+SHIPPED = sorted(p.parent.name for p in ZOO.glob("*/sensitivity.json"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_tables(name):
+    """Each pretrained/<name>/sensitivity.json fits its model and records how it was made."""
+    table = check_table(json.loads((ZOO / name / "sensitivity.json").read_text()))
+    m = pruning.load_model(name)
+    assert [(layer["name"], layer["parameters"]) for layer in table["layers"]] == [
+        (n, s.size) for n, s in m.specs.items()]
+    assert (table["model"], table["criterion"], table["limit"]) == (name, "large_final", zoo_sensitivity.limit(name))
+    assert table["n"] == (500 if m.dataset == "cifar10" else 10000)
+    assert table["record"]["command"] == "python -m pruning " + " ".join(zoo_sensitivity.arguments(name))
+    assert str(table["n"]) in table["record"]["images"]
+    assert suggest_budgets(table, 0.9)  # usable by the explorer's scope
+
+
+def test_zoo_sensitivity_refuses_an_unknown_model(capsys):
+    assert zoo_sensitivity.main(["nope"]) == 2 and "unknown model" in capsys.readouterr().err
