@@ -273,6 +273,6 @@ def budgets(name: str, sparsity: float) -> dict:
     sensitivity table (``pruning.suggest_budgets``), so the scope and the sparsity reproduce them."""
     table = sensitivity_table(name)
     if table is None:
-        raise pruning.PruningError("scope 'sensitivity' needs this model's sensitivity scan: run it in the "
-                                   "Sensitivity tab (or choose another scope)")
+        raise pruning.PruningError("scope 'sensitivity' needs this model's sensitivity scan: choose another scope, "
+                                   "run the scan in the Sensitivity tab, then come back to this scope")
     return pruning.suggest_budgets(table, sparsity)
