@@ -3,9 +3,10 @@
     python -m pruning.experiments.zoo_sensitivity mnist-lenet300-torch [more names ...]
 
 Runs ``pruning.sensitivity`` (the same table as ``python -m pruning sensitivity --json``) with
-``large_final`` at the default sparsities, on the full test set for MNIST-like models and on a
-class-stratified subset of 500 CIFAR-10 test images, the explorer's default on a CPU (the full set
-would take a shared CPU hours: 20 layers x 12 sparsities of ResNet-20).  The file records the exact
+``large_final`` at the default sparsities on the full test set for MNIST-like models; CIFAR-10
+models get a coarser grid (``CIFAR_SPARSITIES``, as ``zoo_sweep`` does) on a class-stratified
+subset of 500 test images, the explorer's default on a CPU (the full set would take a shared CPU
+hours: 20 layers x 12 sparsities of ResNet-20).  The file records the exact
 command, the wall time and the hardware beside the table, so it can be reproduced and checked.
 """
 
@@ -19,16 +20,22 @@ from ..models.zoo import ZOO, info, load_model
 from ..core.sensitivity import SPARSITIES, scan
 
 CIFAR_LIMIT = 500  # class-stratified CIFAR-10 test images: the explorer's default subset on a CPU
+CIFAR_SPARSITIES = (0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
 
 
 def limit(name: str) -> int | None:
     return CIFAR_LIMIT if info(name)["dataset"] == "cifar10" else None
 
 
+def sparsities(name: str) -> tuple:
+    return CIFAR_SPARSITIES if info(name)["dataset"] == "cifar10" else SPARSITIES
+
+
 def arguments(name: str) -> list:
     """The ``python -m pruning`` arguments that print ``name``'s table."""
     extra = ["--limit", str(limit(name))] if limit(name) else []
-    return ["sensitivity", "--model", name, "--sparsities", ",".join(f"{s:g}" for s in SPARSITIES), *extra, "--json"]
+    grid = ",".join(f"{s:g}" for s in sparsities(name))
+    return ["sensitivity", "--model", name, "--sparsities", grid, *extra, "--json"]
 
 
 def run(name: str, log=print) -> dict:
@@ -36,7 +43,7 @@ def run(name: str, log=print) -> dict:
     info(name)  # an unknown name raises PruningError
     from ..training.train_torch import _hardware
 
-    table = scan(load_model(name), SPARSITIES, "large_final", limit=limit(name))
+    table = scan(load_model(name), sparsities(name), "large_final", limit=limit(name))
     images = (f"a class-stratified subset of {table['n']} test images (data.stratified_indices)"
               if limit(name) else f"the full test set ({table['n']} images)")
     table["record"] = {"command": "python -m pruning " + shlex.join(arguments(name)), "images": images,
