@@ -18,6 +18,7 @@ MODEL = os.environ.get("SENSITIVITY_MODEL", "mnist-lenet300-torch")
 
 def test_sensitivity_tab_heatmap_and_apply(server, tmp_path):  # noqa: F811
     with explorer_page(f"{server}/?model={MODEL}", 2000) as page:
+        page.set_default_timeout(120_000)  # a loaded, shared CPU: every step may wait for a rerun
         page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=120_000)
         page.get_by_role("tab", name="Sensitivity").click(timeout=120_000)
         page.get_by_text("Per-layer budgets for a target").wait_for(timeout=120_000)
