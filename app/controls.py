@@ -106,7 +106,8 @@ def criterion_ui(prefix: str = "") -> str:
 
 
 def scope_ui(strategy: str, prefix: str = "") -> str:
-    help_text = "layer: every tensor pruned at the same rate; global: one ranking across all tensors."
+    help_text = ("layer: every tensor pruned at the same rate; global: one ranking across all tensors; "
+                 "sensitivity: each layer at its own budget, from the Sensitivity tab's scan.")
     if strategy in pruning.ALIASES:
         fixed = pruning.ALIASES[strategy][1]
         st.radio("Scope", pruning.SCOPES, index=pruning.SCOPES.index(fixed), horizontal=True, disabled=True,

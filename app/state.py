@@ -7,6 +7,7 @@ seen costs nothing and each browser session only keeps its own settings in its w
 """
 
 import hashlib
+import json
 import os
 import secrets
 import tempfile
@@ -152,6 +153,9 @@ def mask(s: Settings, strategy: str | None = None) -> pruning.Mask:
     """The mask of ``s`` (or of another strategy at the same sparsity, scope and granularity).
     Cheap: the engine caches each ranking, so only the cut at the new sparsity is recomputed."""
     strategy = strategy or s.strategy
+    if s.scope == "sensitivity" and strategy not in pruning.ALIASES:  # each layer at its budget
+        return pruning.compute_mask(model(s.model), strategy, scope="sensitivity", granularity=s.granularity,
+                                    budgets=budgets(s.model, s.sparsity))
     scope = None if strategy in pruning.ALIASES else s.scope
     sparsity = None if inspect.fixed_sparsity(s.granularity) is not None else s.sparsity
     return pruning.compute_mask(model(s.model), strategy, sparsity, scope=scope, granularity=s.granularity)
@@ -300,3 +304,42 @@ def live_curve(s: Settings, sparsities, strategy: str | None = None, weights: st
     """{"sparsity", "accuracy"} of evaluations of ``s`` at several sparsities (each one cached)."""
     accs = [evaluation(s._replace(sparsity=p), weights, strategy).accuracy for p in sparsities]
     return {"sparsity": list(sparsities), "accuracy": accs}
+
+
+@st.cache_resource(show_spinner=False)
+def _scanned() -> dict:
+    """Zoo model name -> the sensitivity table computed on request (shared: the scan is deterministic)."""
+    return {}
+
+
+def sensitivity_table(name: str) -> dict | None:
+    """The model's per-layer sensitivity table: ``pretrained/<name>/sensitivity.json`` when shipped, else
+    one computed on request (``set_sensitivity_table``), else None.  An upload's lives in its session."""
+    if name.startswith(UPLOAD):
+        return st.session_state.get("_upload_scans", {}).get(name)
+    return _shipped_table(name) or _scanned().get(name)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _shipped_table(name: str) -> dict | None:
+    from pruning.models.zoo import ZOO
+
+    path = ZOO / name / "sensitivity.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def set_sensitivity_table(name: str, table: dict) -> None:
+    if name.startswith(UPLOAD):
+        st.session_state.setdefault("_upload_scans", {})[name] = table
+    else:
+        _scanned()[name] = table
+
+
+def budgets(name: str, sparsity: float) -> dict:
+    """The sensitivity scope's per-layer budgets at overall ``sparsity``: derived from the model's
+    sensitivity table (``pruning.suggest_budgets``), so the scope and the sparsity reproduce them."""
+    table = sensitivity_table(name)
+    if table is None:
+        raise pruning.PruningError("scope 'sensitivity' needs this model's sensitivity scan: choose another scope, "
+                                   "run the scan in the Sensitivity tab, then come back to this scope")
+    return pruning.suggest_budgets(table, sparsity)

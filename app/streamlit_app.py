@@ -17,6 +17,7 @@ import controls  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
 import sections  # noqa: E402
+import sensitivity_ui  # noqa: E402
 import server_tweaks  # noqa: E402, F401  no keras.backend.clear_session() + gc.collect() after every run
 
 
@@ -38,6 +39,7 @@ def explorer():
             sections.layers(settings)
         tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
                 "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "Compare": sections.compare_tab,
+                "Sensitivity": sensitivity_ui.tab,
                 "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
         for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values(), strict=True):
             if tab.open:  # only the open tab is computed, so the sliders stay fast

@@ -46,6 +46,12 @@ with errors_shown():
     rows = state.report(magnitude)["layers"]
     show_chart(charts.layer_sparsity(rows), "tour_layers", "Share of each weight tensor pruned",
                charts.describe_layer_sparsity(rows), charts.layer_sparsity_table(rows))
+    if state.sensitivity_table(name) is not None:
+        budgeted = state.evaluation(magnitude._replace(scope="sensitivity"))
+        st.markdown(f"A third way: prune each layer *alone* to measure how much it can take (the Explorer's "
+                    f"**Sensitivity** tab), then give each layer its own budget: **{budgeted.accuracy:.2%}** at the "
+                    f"same {pct}. A scan of one layer at a time cannot see how layers interact, so the result is "
+                    "measured, not promised.")
     if has_init:
         ticket_init = state.evaluation(magnitude, "init")
         init_dense = state.dense(name, "init")

@@ -6,6 +6,9 @@
     pruning.evaluate(model, mask, weights="final").accuracy
     pruning.save_mask(mask, "mask.npz"); pruning.load_mask("mask.npz", model)
     pruning.compare_masks(mask, other_mask)["jaccard"]   # overlap of the kept weights, per layer too
+    table = pruning.sensitivity(model)                   # each layer pruned alone at 10%..99%
+    budgets = pruning.suggest_budgets(table, 0.9)        # per-layer fractions, 90% overall exactly
+    pruning.compute_mask(model, "large_final", scope="sensitivity", budgets=budgets)
 
 Where things are (each package's docstring says more):
     core/         the framework-free engine: criteria, selection, masks, compute_mask, evaluate
@@ -27,6 +30,7 @@ from .core.masks import Mask, report
 from .core.prune import compute_mask
 from .uploads.sandbox import load_upload
 from .core.selection import SCOPES
+from .core.sensitivity import sensitivity, suggest_budgets
 from .experiments.sweep import sweep
 from .models.zoo import catalogue, load_model
 from .core import masks as _masks
@@ -46,4 +50,4 @@ def load_mask(path, model=None) -> Mask:
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
-           "masked_weights", "report", "save_mask", "sweep"]
+           "masked_weights", "report", "save_mask", "sensitivity", "suggest_budgets", "sweep"]

@@ -15,7 +15,8 @@ from .core.batchnorm import DEFAULT_IMAGES, check_images
 from .core.compare import overlap
 from .core.masks import load, report
 from .core.prune import compute_mask
-from .core.selection import SCOPES, check_whole
+from .core.selection import SCOPES, check_fraction, check_whole
+from .core.sensitivity import CAVEAT, SPARSITIES as SENSITIVITY_SPARSITIES, check_sparsities, plan, scan
 from .experiments.sweep import sweep, to_csv, write_csv
 from .models.zoo import catalogue, load_model
 
@@ -96,6 +97,17 @@ def parser() -> argparse.ArgumentParser:
                    + ", ".join(WEIGHT_SETS))
     p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
     _bn_option(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("sensitivity", help="each layer pruned alone (the rest dense): accuracy per layer x sparsity")
+    _model_options(p)
+    p.add_argument("--sparsities", default=",".join(f"{s:g}" for s in SENSITIVITY_SPARSITIES),
+                   help="comma-separated, increasing, in (0, 1]")
+    p.add_argument("--criterion", default="large_final", help=", ".join(CRITERIA))
+    p.add_argument("--weights", default="final", help=", ".join(WEIGHT_SETS))
+    p.add_argument("--limit", default=None, help="evaluate a class-stratified subset of this size")
+    p.add_argument("--seed", default=0, help="order of tied scores (default 0)")
+    p.add_argument("--target", default=None, help="also suggest per-layer budgets for this overall sparsity")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
@@ -287,6 +299,39 @@ def cmd_compare(args, out):
               f"{layer['jaccard']:>8.4f}", file=out)
 
 
+def cmd_sensitivity(args, out):
+    from tqdm import tqdm
+
+    sparsities = check_sparsities(args.sparsities)
+    target = None if args.target is None else check_fraction(args.target, "target sparsity")
+    limit = _int_or_none(args.limit, "limit")
+    weights = check_weights(args.weights)
+    model = _model(args)
+    with tqdm(total=len(model.specs) * len(sparsities), desc=f"sensitivity {model.name}", file=sys.stderr,
+              disable=None) as bar:
+        table = scan(model, sparsities, args.criterion, weights=weights, limit=limit, seed=args.seed,
+                     progress=lambda done, total: bar.update(done - bar.n))
+    if target is not None:
+        table["suggestion"] = {"target": target, **plan(table, target)}
+    if args.json:
+        print(json.dumps(table), file=out)
+        return
+    print(f"{model.name}: {table['criterion']} on {weights} weights, one layer at a time (the rest dense), "
+          f"{table['n']} test images; dense accuracy {table['dense_accuracy']:.4f}", file=out)
+    print(f"  {'layer':28} {'weights':>9} " + " ".join(f"{s:>6.0%}" if s * 100 == round(s * 100) else f"{s:>6.1%}"
+                                                  for s in sparsities), file=out)
+    for layer in table["layers"]:
+        print(f"  {layer['name']:28} {layer['parameters']:>9} " + " ".join(f"{a:>6.3f}" for a in layer["accuracy"]),
+              file=out)
+    if target is not None:
+        suggestion = table["suggestion"]
+        print(f"  budgets for {target:.2%} overall (each layer's drop within {suggestion['tolerance']:.2%} when "
+              f"pruned alone):", file=out)
+        for name, budget in suggestion["budgets"].items():
+            print(f"    {name:28} {budget:.4f}", file=out)
+    print(f"  note: {CAVEAT}", file=out)
+
+
 def cmd_train(args, out):
     from .training.recipes import RECIPES
 
@@ -297,7 +342,7 @@ def cmd_train(args, out):
 
 
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,
-            "compare": cmd_compare, "train": cmd_train, **cli_train.COMMANDS}
+            "compare": cmd_compare, "sensitivity": cmd_sensitivity, "train": cmd_train, **cli_train.COMMANDS}
 
 
 def main(argv=None, out=None) -> int:

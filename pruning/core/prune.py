@@ -5,9 +5,10 @@ from functools import lru_cache
 import numpy as np
 
 from .criteria import ALIASES, CRITERIA
-from ..errors import PruningError
+from ..errors import PruningError, quote
 from .masks import Mask, report
-from .selection import SCOPES, check_norm, check_output_rate, check_sparsity, check_whole, cut, parse_granularity, rank
+from .selection import (SCOPES, check_fraction, check_norm, check_output_rate, check_sparsity, check_whole, cut,
+                        parse_granularity, rank)
 
 
 def check_model(model):
@@ -55,11 +56,33 @@ def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
                 output_name=model.output_name, output_rate=output_rate, seed=seed)
 
 
+def check_budgets(model, budgets) -> dict:
+    """Per-layer budgets of the sensitivity scope: a fraction in [0, 1] for every prunable tensor of
+    ``model`` and nothing else (name -> float, in the model's tensor order)."""
+    if not isinstance(budgets, dict):
+        raise PruningError("scope 'sensitivity' needs budgets: a dict of layer name -> fraction pruned "
+                           "(see pruning.suggest_budgets)")
+    missing = [n for n in model.specs if n not in budgets]
+    unexpected = [n for n in budgets if n not in model.specs]
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(quote(n) for n in missing[:5])}"] if missing else []) + \
+                ([f"unexpected {', '.join(quote(n) for n in unexpected[:5])}"] if unexpected else [])
+        raise PruningError("budgets do not match the model's prunable tensors: " + "; ".join(parts))
+    return {n: check_fraction(budgets[n], f"budget of {quote(n)}") for n in model.specs}
+
+
 def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, granularity="weight",
-                 norm=2, output_rate=1.0, seed=0) -> Mask:
+                 norm=2, output_rate=1.0, seed=0, budgets=None) -> Mask:
     """The mask of ``strategy`` at ``sparsity`` (fraction pruned, 0..1) on a loaded model.
 
-    scope        "layer" (each tensor at the same rate) or "global" (one ranking).
+    scope        "layer" (each tensor at the same rate), "global" (one ranking) or "sensitivity"
+                 (each tensor at its own rate, from ``budgets``).
+    budgets      with scope "sensitivity" only: layer name -> fraction pruned, for every prunable
+                 tensor (``pruning.suggest_budgets`` derives them from a sensitivity scan);
+                 ``sparsity`` may then be left out (if given it must be the budgets' overall
+                 sparsity, within one weight).  Recorded in the mask's metadata, so
+                 ``compute_mask(model, meta["strategy"], scope="sensitivity", budgets=meta["budgets"],
+                 seed=meta["seed"])`` rebuilds the same mask.
     granularity  "weight", "unit" (whole neurons / filters) or "N:M" such as "2:4" (the pattern
                  fixes the sparsity at 1 - N/M; leave ``sparsity`` out or pass that value).
     norm         2 (default, as in the weight-vs-unit study) or 1: the norm that ranks units.
@@ -72,6 +95,22 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
     check_model(model)
     criterion, scope = resolve_strategy(strategy, scope)
     g = parse_granularity(granularity)
+    if budgets is not None and scope != "sensitivity":
+        raise PruningError(f"budgets are for scope 'sensitivity', not {scope!r}")
+    if scope == "sensitivity":
+        budgets = check_budgets(model, budgets)
+        if g.kind != "weight":
+            raise PruningError(f"scope 'sensitivity' prunes single weights; granularity {g} cannot be used with it")
+        if check_output_rate(output_rate) != 1.0:
+            raise PruningError("scope 'sensitivity' sets the output layer's rate in its budgets; "
+                               "leave the output rate out")
+        sizes = {n: spec.size for n, spec in model.specs.items()}
+        pruned = sum(round(budgets[n] * sizes[n]) for n in sizes)
+        overall = pruned / sum(sizes.values())
+        if sparsity is not None and abs(check_sparsity(sparsity) - overall) > 1 / sum(sizes.values()) + 1e-12:
+            raise PruningError(f"sparsity {sparsity!r:.20} does not match the budgets, whose overall sparsity "
+                               f"is {overall:.6f}; leave the sparsity out")
+        sparsity = overall
     if g.kind == "nm":
         implied = 1 - g.n / g.m
         if sparsity is not None and abs(check_sparsity(sparsity) - implied) > 1e-9:
@@ -82,10 +121,13 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
     sparsity = check_sparsity(sparsity)
     seed = check_whole(seed, "seed")
     norm, output_rate = check_norm(norm), check_output_rate(output_rate)
-    r = ranking(model, criterion, scope, g, norm, output_rate, seed)
-    arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity).items()}
+    # the sensitivity scope ranks each tensor as the layer scope does (one cached ranking for both)
+    r = ranking(model, criterion, "layer" if scope == "sensitivity" else scope, g, norm, output_rate, seed)
+    arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity, budgets).items()}
     meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,
             "scope": scope, "granularity": str(g), "norm": norm, "output_rate": output_rate,
             "requested_sparsity": sparsity, "sparsity": report(arrays)["sparsity"], "seed": seed,
             "weights_sha256": {k: v for k, v in model.info.get("sha256", {}).items()}}
+    if budgets is not None:
+        meta["budgets"] = budgets
     return Mask(arrays, meta)

@@ -19,6 +19,13 @@ Granularity
           best-scoring ones (sparsity 1 - N/M).  Tensors whose input axis is not a multiple of M
           stay dense, as in NVIDIA's ASP.
 
+Scope
+  layer        every tensor loses the same fraction.
+  global       one ranking across all tensors.
+  sensitivity  every tensor loses its own fraction, a per-layer budget (name -> fraction) usually
+               suggested by a one-layer-at-a-time sensitivity scan (``sensitivity.py``); the
+               ranking within each tensor is the layer scope's.
+
 Everything here works in the canonical layout (out, in, *spatial); ``TensorSpec`` converts.
 The work is split into ``rank`` (sort once; independent of the sparsity) and ``cut`` (keep the
 top of each ranking at a given sparsity), so a slider can move without re-sorting.
@@ -31,7 +38,8 @@ import numpy as np
 
 from ..errors import PruningError
 
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "sensitivity")  # sensitivity: per-layer budgets (cut's ``budgets``)
+PER_TENSOR = ("layer", "sensitivity")  # scopes that rank each tensor on its own
 MAX_M = 1024  # the largest N:M group (hardware uses 2:4 and 4:8)
 MAX_WHOLE = 2**32 - 1  # the largest seed numpy, PyTorch and Keras all take; also caps limits and epochs
 
@@ -245,7 +253,7 @@ def rank(scores: dict, *, scope="layer", granularity="weight", norm=2, output_na
         return (names, _ascending(flat, rng), [items[n].size for n in names], factor)
 
     pools = []
-    if scope == "layer":
+    if scope in PER_TENSOR:
         pools = [pool([n], output_rate if n == output_name else 1.0) for n in items]
     else:
         shared = [n for n in items if n != output_name or output_rate == 1.0]
@@ -256,14 +264,16 @@ def rank(scores: dict, *, scope="layer", granularity="weight", norm=2, output_na
     return Ranking(g, pools, {name: score.shape for name, score in scores.items()}, fixed)
 
 
-def cut(ranking: Ranking, sparsity: float) -> dict:
+def cut(ranking: Ranking, sparsity: float, budgets: dict | None = None) -> dict:
     """Masks (canonical layout) at ``sparsity``: each pool loses exactly round(rate * items) of its
-    lowest ranked items."""
+    lowest ranked items.  ``budgets`` (name -> fraction, for a ranking of one tensor per pool: the
+    sensitivity scope) gives each tensor its own rate instead; ``sparsity`` is then unused."""
     sparsity = check_sparsity(sparsity)
     masks = dict(ranking.fixed)
     for names, order, sizes, factor in ranking.pools:
+        rate = pool_sparsity(sparsity, factor) if budgets is None else check_sparsity(budgets[names[0]])
         keep = np.ones(order.size, dtype=bool)
-        keep[order[: round(pool_sparsity(sparsity, factor) * order.size)]] = False
+        keep[order[: round(rate * order.size)]] = False
         for name, part in zip(names, np.split(keep, np.cumsum(sizes)[:-1]), strict=True):
             shape = ranking.shapes[name]
             masks[name] = _expand_units(part, shape) if ranking.granularity.kind == "unit" else part.reshape(shape)

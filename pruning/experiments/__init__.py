@@ -3,5 +3,6 @@
 sweep.py        pruning.sweep: strategies x sparsities x weight sets -> rows; ``map`` is the executor seam
 reproduce.py    published experiments re-run on the zoo (python -m pruning reproduce NAME)
 zoo_sweep.py    the zoo's precomputed sweep.csv tables (python -m pruning.experiments.zoo_sweep NAME)
+zoo_sensitivity.py  the zoo's precomputed sensitivity.json tables (python -m pruning.experiments.zoo_sensitivity NAME)
 zoo_readme.py   pretrained/README.md from the zoo's model.json files
 """
