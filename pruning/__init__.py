@@ -29,6 +29,7 @@ from .uploads.sandbox import load_upload
 from .core.selection import SCOPES
 from .experiments.sweep import sweep
 from .models.zoo import catalogue, load_model
+from .training.supermask import learn_supermask
 from .core import masks as _masks
 
 
@@ -46,4 +47,4 @@ def load_mask(path, model=None) -> Mask:
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
-           "masked_weights", "report", "save_mask", "sweep"]
+           "learn_supermask", "masked_weights", "report", "save_mask", "sweep"]
