@@ -127,9 +127,10 @@ def learn(model, keep=0.5, epochs=3, seed=0, *, limit=None, eval_limit=None, hyp
     if "init" not in model.states:
         raise PruningError(f"model {model.name!r} has no initial weights θ0 to learn a supermask on")
     glue = backend(model)
-    if train is None and not data.available(model.dataset, "train"):
-        raise DatasetUnavailable(f"learning a supermask needs the {model.dataset} training split: set "
-                                 f"{data.ENV} to a directory holding {model.dataset}.npz")
+    for split in ("train", "test") if train is None else ("test",):  # checked here: data.load would download
+        if not data.available(model.dataset, split):
+            raise DatasetUnavailable(f"learning a supermask needs the {model.dataset} {split} split: set "
+                                     f"{data.ENV} to a directory holding {model.dataset}.npz")
     x, y = data.load(model.dataset, "train") if train is None else train
     if limit:
         x, y = x[:limit], y[:limit]

@@ -52,6 +52,25 @@ def run(name: str, keeps, epochs: int, seeds, extra_seeds, main: float, eval_lim
     return runs
 
 
+def table(names) -> str:
+    """Markdown: per model and density, the shipped run's accuracy and mean ± std over all seeds."""
+    import numpy as np
+
+    lines = ["| model | keep (pruned) | seeds | test accuracy on θ0, mean ± std | shipped mask (seed 0) | "
+             "epochs | wall time per run |", "|---|---|---|---|---|---|---|"]
+    for name in names:
+        runs = files.runs(name)
+        for keep in sorted({r["keep"] for r in runs}):
+            rows = [r for r in runs if r["keep"] == keep]
+            acc = np.array([r["accuracy"] for r in rows])
+            shipped = next((r["accuracy"] for r in rows if r.get("shipped")), None)
+            spread = f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f}" if len(acc) > 1 else f"{acc[0]:.4f} (one seed)"
+            lines.append(f"| `{name}` | {keep:g} ({1 - keep:.0%}) | {len(rows)} | {spread} | "
+                         f"{'' if shipped is None else f'{shipped:.4f}'} | {rows[0]['epochs']} | "
+                         f"{np.mean([r['seconds'] for r in rows]):.0f} s |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+")
@@ -62,7 +81,11 @@ def main(argv=None):
     p.add_argument("--main", type=float, default=0.5)
     p.add_argument("--eval-limit", type=int, default=None, help="per-epoch accuracy on a stratified subset")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--table", action="store_true", help="only print the measured runs as a Markdown table")
     a = p.parse_args(argv)
+    if a.table:
+        print(table(a.models))
+        return
     try:
         import torch
 
