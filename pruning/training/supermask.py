@@ -13,10 +13,10 @@ result is a plain mask (the top k of |s| per layer) on θ0.
 Scores start as in the authors' code (Kaiming uniform with a = √5: U(-1/√fan_in, 1/√fan_in)),
 drawn here in NumPy from ``seed`` in the canonical layout, so twin PyTorch and Keras models start
 from the same scores; ``seed`` also orders the training data.  The recipe follows the paper's
-CIFAR-10 one (SGD, momentum 0.9, cosine decay, weight decay 5e-4, batch 128) except for two
-things: a learning rate of 0.3 instead of 0.1, because the score gradient is scaled by |w| and
-lr 0.1 learned slowly in the few epochs a CPU allows (and 1.0 made the loss rise), and a few
-epochs (3 for the shipped masks) instead of 100.  Every layer, the output layer included,
+CIFAR-10 one (SGD, momentum 0.9, cosine decay, batch 128), with weight decay 5e-4 on the scores,
+a learning rate of 0.3 instead of 0.1 (the score gradient is scaled by |w|: on MNIST 0.1 learned
+slowly in the few epochs a CPU allows, and 1.0 made the loss rise) and a few epochs (3 for the
+shipped masks) instead of 100.  Every layer, the output layer included,
 keeps the same fraction ``keep`` (exactly ``n - round((1 - keep) * n)`` of its ``n`` weights,
 the engine's own per-layer selection).
 
