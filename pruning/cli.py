@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 import sys
 
-from .core.criteria import ALIASES, CRITERIA
+from .core.criteria import ALIASES, CRITERIA, MODEL_CRITERIA
 from . import cli_train
 from .models.adapter import adapter
 from .errors import PruningError
@@ -47,7 +47,7 @@ def _mask_options(p):
 
 
 def parser() -> argparse.ArgumentParser:
-    strategies = ", ".join([*CRITERIA, *ALIASES])
+    strategies = ", ".join([*CRITERIA, *MODEL_CRITERIA, *ALIASES])
     ap = ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
     sub = ap.add_subparsers(dest="command", required=True)
 
