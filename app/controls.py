@@ -6,7 +6,7 @@ import streamlit as st
 
 import pruning
 from pruning.models.adapter import ADAPTERS
-from pruning.core.criteria import ALIAS_DOCS
+from pruning.core.criteria import ALIAS_DOCS, MODEL_CRITERIA, model_criteria
 from pruning.core.inspect import default_limit, fixed_sparsity
 
 from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
@@ -96,12 +96,16 @@ def model_ui() -> str | None:
     return name
 
 
-def criterion_ui(prefix: str = "") -> str:
-    """``prefix``: the controls' key prefix ("" for the sidebar's setting A, B for the Compare tab's B)."""
-    names = [*pruning.CRITERIA, *pruning.ALIASES]
+def criterion_ui(prefix: str = "", m=None) -> str:
+    """``prefix``: the controls' key prefix ("" for the sidebar's setting A, B for the Compare tab's B);
+    ``m``: the model, whose own learned criteria (MODEL_CRITERIA, e.g. learned_supermask) are offered."""
+    names = [*pruning.CRITERIA, *(model_criteria(m) if m is not None else []), *pruning.ALIASES]
+    if st.session_state.get(f"{prefix}strategy") not in (*names, None):  # a model without it
+        st.session_state[f"{prefix}strategy"] = names[0]
     strategy = st.selectbox("Criterion", names, key=f"{prefix}strategy", persist_state="session",
                             help="How each weight is scored; the lowest scores are pruned first.")
-    st.caption(pruning.CRITERIA[strategy].doc if strategy in pruning.CRITERIA else ALIAS_DOCS[strategy])
+    docs = {**{k: v.doc for k, v in {**pruning.CRITERIA, **MODEL_CRITERIA}.items()}, **ALIAS_DOCS}
+    st.caption(docs[strategy])
     return strategy
 
 
@@ -215,7 +219,7 @@ def _pattern(text: str) -> str:
 B = "b_"  # key prefix of setting B's controls (the Compare tab)
 # the settings a shared link carries, e.g. ?strategy=movement&sparsity_pct=97.35, each with its reader;
 # setting B's (same model) as b_strategy, b_scope, ..., b_sparsity_pct
-SETTING = {"strategy": _one_of(lambda: [*pruning.CRITERIA, *pruning.ALIASES]),
+SETTING = {"strategy": _one_of(lambda: [*pruning.CRITERIA, *MODEL_CRITERIA, *pruning.ALIASES]),
            "scope": _one_of(lambda: pruning.SCOPES), "granularity": _one_of(lambda: GRANULARITIES),
            "nm": _pattern, "weights": _one_of(lambda: pruning.WEIGHT_SETS), "sparsity_pct": _percent}
 LINKED = {"model": _one_of(lambda: [r["name"] for r in catalogue()]), **SETTING,
@@ -263,7 +267,7 @@ def compare_ui(a: Settings, available: list) -> Settings | None:
     _b_defaults(a, available)
     cols = st.columns([3, 2, 3, 2, 2])
     with cols[0]:
-        strategy = criterion_ui(B)
+        strategy = criterion_ui(B, model(a.model))
     with cols[1]:
         scope = scope_ui(strategy, B)
     with cols[2]:
@@ -296,12 +300,14 @@ def sidebar_ui() -> Settings | None:
         except pruning.PruningError as exc:
             st.error(f"Cannot load {name}: {exc}")
             return None
-        strategy = criterion_ui()
+        strategy = criterion_ui(m=m)
         scope = scope_ui(strategy)
         granularity = granularity_ui()
         available = [w for w in pruning.WEIGHT_SETS if w == "final" or "init" in m.states]
         weights = weights_ui(available)
         sparsity = sparsity_ui(fixed_sparsity(granularity) if granularity else None)
+        if strategy in MODEL_CRITERIA:
+            st.caption(MODEL_CRITERIA[strategy].note(m, sparsity))
         limit = limit_ui(m.dataset, str(m.device))
         st.caption("The address bar holds these settings: share it to show the same view.")
     _to_link()

@@ -33,6 +33,7 @@ from .core.selection import SCOPES
 from .core.sensitivity import sensitivity, suggest_budgets
 from .experiments.sweep import sweep
 from .models.zoo import catalogue, load_model
+from .training.supermask import learn_supermask
 from .core import masks as _masks
 
 
@@ -50,4 +51,4 @@ def load_mask(path, model=None) -> Mask:
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
-           "masked_weights", "report", "save_mask", "sensitivity", "suggest_budgets", "sweep"]
+           "learn_supermask", "masked_weights", "report", "save_mask", "sensitivity", "suggest_budgets", "sweep"]

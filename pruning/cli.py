@@ -2,9 +2,10 @@
 
 import argparse
 import json
+from pathlib import Path
 import sys
 
-from .core.criteria import ALIASES, CRITERIA
+from .core.criteria import ALIASES, CRITERIA, MODEL_CRITERIA
 from . import cli_train
 from .models.adapter import adapter
 from .errors import PruningError
@@ -13,7 +14,7 @@ from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
 from .core.batchnorm import DEFAULT_IMAGES, check_images
 from .core.compare import overlap
-from .core.masks import load, report
+from .core.masks import load, report, save
 from .core.prune import compute_mask
 from .core.selection import SCOPES, check_fraction, check_whole
 from .core.sensitivity import CAVEAT, SPARSITIES as SENSITIVITY_SPARSITIES, check_sparsities, plan, scan
@@ -54,7 +55,7 @@ def _bn_option(p):
 
 
 def parser() -> argparse.ArgumentParser:
-    strategies = ", ".join([*CRITERIA, *ALIASES])
+    strategies = ", ".join([*CRITERIA, *MODEL_CRITERIA, *ALIASES])
     ap = ArgumentParser(prog="python -m pruning", description="Prune zoo models and measure them.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -112,6 +113,16 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs PRUNING_DATA_DIR)")
     p.add_argument("name")
+
+    p = sub.add_parser("supermask", help="learn a supermask on the untrained weights θ0 by edge-popup "
+                                         "(Ramanujan et al. 2020; needs PRUNING_DATA_DIR)")
+    p.add_argument("--model", required=True, help="a zoo model name (PyTorch or Keras)")
+    p.add_argument("--keep", default=0.5, help="fraction of every layer's weights kept, in (0, 1] (default 0.5)")
+    p.add_argument("--epochs", default=3, help="training epochs of the scores (default 3)")
+    p.add_argument("--seed", default=0, help="seed of the initial scores and the data order (default 0)")
+    p.add_argument("--limit", default=None, help="train on the first N training examples only")
+    p.add_argument("--out", default=None, help="write the mask as .npz (reloads with pruning.load_mask)")
+    p.add_argument("--json", action="store_true")
     cli_train.add_parsers(sub)
     return ap
 
@@ -341,8 +352,32 @@ def cmd_train(args, out):
     trainer.train_zoo_model(args.name, log=lambda line: print(line, file=out, flush=True))
 
 
+def cmd_supermask(args, out):
+    from .training.supermask import check_keep, learn
+
+    if args.out is not None:
+        check_regular(args.out)
+        folder = Path(args.out).parent
+        if not folder.is_dir():
+            raise PruningError(f"cannot write {args.out}: directory {folder} does not exist")
+    keep, limit = check_keep(args.keep), _int_or_none(args.limit, "limit")
+    epochs, seed = check_whole(args.epochs, "epochs", 1), check_whole(args.seed, "seed")
+    model = load_model(args.model)
+    progress = None if args.json else (lambda h: print(f"epoch {h['epoch']}: loss {h['loss']:.4f}, test accuracy "
+                                                       f"on θ0 {h['accuracy']:.4f}", file=out, flush=True))
+    mask = learn(model, keep, epochs, seed, limit=limit, on_epoch=progress).mask
+    if args.out is not None:
+        save(mask, args.out)
+    if args.json:
+        print(json.dumps({k: v for k, v in mask.meta.items() if k != "weights_sha256"}, indent=2), file=out)
+        return
+    print(f"{model.name}: learned supermask keeping {keep:g} of every layer, test accuracy on θ0 "
+          f"{mask.meta['accuracy']:.4f}" + (f"; wrote {args.out}" if args.out else ""), file=out)
+
+
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "export": cmd_export,
-            "compare": cmd_compare, "sensitivity": cmd_sensitivity, "train": cmd_train, **cli_train.COMMANDS}
+            "compare": cmd_compare, "sensitivity": cmd_sensitivity, "train": cmd_train,
+            "supermask": cmd_supermask, **cli_train.COMMANDS}
 
 
 def main(argv=None, out=None) -> int:

@@ -102,3 +102,62 @@ ALIAS_DOCS = {
     "smallest_weights": "lottery-ticket-pruner's name for large_final pruned layer by layer",
     "smallest_weights_global": "lottery-ticket-pruner's name for large_final with one global ranking",
 }
+
+
+# Criteria whose scores were learned for one model and ship with it (not a function of θ0 and θf
+# alone): each entry has ``doc``, ``trained(model) -> [densities]`` (empty: not available for
+# this model) and ``scores(model, keep) -> name -> canonical scores`` at one trained density.
+MODEL_CRITERIA = Registry("strategy")
+
+
+class LearnedSupermask:
+    """Edge-popup scores learned on θ0 with the weights frozen (Ramanujan et al. 2020, "What's
+    hidden in a randomly weighted neural network?"; training/supermask.py).  They need no θf.
+    Each shipped density ``keep`` has its own scores, stored as 16 levels per weight with the
+    kept ones above the pruned ones (training/supermask_files.py): cut per layer at its trained
+    density they give exactly the learned mask; another sparsity is cut from the scores of the
+    nearest trained density (``nearest``), which were not trained for it."""
+
+    doc = ("edge-popup scores learned on the untrained weights θ0 (Ramanujan et al. 2020); "
+           "shipped for some zoo models at a few densities")
+
+    def trained(self, model) -> list:
+        from ..training.supermask_files import trained_keeps
+
+        return trained_keeps(model.name) if "init" in getattr(model, "states", {}) else []
+
+    def nearest(self, model, sparsity: float) -> float:
+        """The trained density closest to 1 - sparsity."""
+        keeps = self.trained(model)
+        if not keeps:
+            from ..errors import PruningError
+
+            raise PruningError(f"no learned supermask is shipped for model {model.name!r}; "
+                               "learn one with: python -m pruning supermask")
+        return min(keeps, key=lambda k: (abs(k - (1 - sparsity)), k))
+
+    def note(self, model, sparsity: float) -> str:
+        """One line for the page: the trained densities, and which one's scores are used."""
+        keeps = self.trained(model)
+        trained = ", ".join(f"{1 - k:.0%}" for k in keeps)
+        keep = self.nearest(model, sparsity)
+        if abs((1 - keep) - sparsity) < 5e-5:
+            return (f"Learned supermask (edge-popup on θ0) trained at {trained} pruned; this is the mask "
+                    f"learned for {1 - keep:.0%} pruned.")
+        return (f"Learned supermask (edge-popup on θ0) trained at {trained} pruned: {sparsity:.2%} is not a "
+                f"trained density, so the scores learned for the nearest, {1 - keep:.0%} pruned, are cut at "
+                f"{sparsity:.2%}.")
+
+    def scores(self, model, keep: float) -> dict:
+        from ..training.supermask_files import load_levels
+
+        return {name: model.specs[name].to_canonical(levels).astype(np.float64)
+                for name, levels in load_levels(model, keep).items()}
+
+
+MODEL_CRITERIA["learned_supermask"] = LearnedSupermask()
+
+
+def model_criteria(model) -> list:
+    """The names of MODEL_CRITERIA available for ``model`` (their scores ship with it)."""
+    return [name for name, entry in MODEL_CRITERIA.items() if entry.trained(model)]

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .criteria import ALIASES, CRITERIA
+from .criteria import ALIASES, CRITERIA, MODEL_CRITERIA
 from ..errors import PruningError, quote
 from .masks import Mask, report
 from .selection import (SCOPES, check_fraction, check_norm, check_output_rate, check_sparsity, check_whole, cut,
@@ -31,14 +31,19 @@ def resolve_strategy(strategy: str, scope: str | None) -> tuple:
             raise PruningError(f"strategy {strategy!r} is {criterion} with scope {alias_scope}; "
                                f"it cannot be used with scope {scope!r}")
         return criterion, alias_scope
-    if strategy not in CRITERIA:
-        valid = ", ".join([*CRITERIA, *ALIASES])
+    if strategy not in CRITERIA and strategy not in MODEL_CRITERIA:
+        valid = ", ".join([*CRITERIA, *MODEL_CRITERIA, *ALIASES])
         raise PruningError(f"unknown strategy {strategy!r:.40}; choose one of: {valid}")
     return strategy, scope or "layer"
 
 
-def scores(model, criterion: str, seed: int = 0) -> dict:
-    """name -> score array of every prunable tensor, canonical layout (out, in, ...); higher = keep."""
+def scores(model, criterion: str, seed: int = 0, trained=None) -> dict:
+    """name -> score array of every prunable tensor, canonical layout (out, in, ...); higher = keep.
+    ``trained``: for a criterion learned per model (MODEL_CRITERIA), the trained density whose
+    scores to use (default: the first shipped)."""
+    if criterion in MODEL_CRITERIA:
+        learned = MODEL_CRITERIA[criterion]
+        return learned.scores(model, learned.nearest(model, 1.0) if trained is None else trained)
     score = CRITERIA.get(criterion)
     rng = np.random.default_rng(seed)
     final = model.weights("final")
@@ -50,9 +55,9 @@ def scores(model, criterion: str, seed: int = 0) -> dict:
 
 
 @lru_cache(maxsize=16)
-def ranking(model, criterion, scope, granularity, norm, output_rate, seed):
+def ranking(model, criterion, scope, granularity, norm, output_rate, seed, trained=None):
     """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
-    return rank(scores(model, criterion, seed), scope=scope, granularity=granularity, norm=norm,
+    return rank(scores(model, criterion, seed, trained), scope=scope, granularity=granularity, norm=norm,
                 output_name=model.output_name, output_rate=output_rate, seed=seed)
 
 
@@ -121,13 +126,18 @@ def compute_mask(model, strategy="large_final", sparsity=None, *, scope=None, gr
     sparsity = check_sparsity(sparsity)
     seed = check_whole(seed, "seed")
     norm, output_rate = check_norm(norm), check_output_rate(output_rate)
+    learned = {}
+    if criterion in MODEL_CRITERIA:  # scores learned at a few densities: those of the nearest one
+        trained = MODEL_CRITERIA[criterion].nearest(model, sparsity)
+        learned = {"trained_keep": trained, "trained_sparsity": round(1 - trained, 6)}
     # the sensitivity scope ranks each tensor as the layer scope does (one cached ranking for both)
-    r = ranking(model, criterion, "layer" if scope == "sensitivity" else scope, g, norm, output_rate, seed)
+    r = ranking(model, criterion, "layer" if scope == "sensitivity" else scope, g, norm, output_rate, seed,
+                learned.get("trained_keep"))
     arrays = {name: model.specs[name].to_native(keep) for name, keep in cut(r, sparsity, budgets).items()}
     meta = {"model": model.name, "framework": model.framework, "strategy": strategy, "criterion": criterion,
             "scope": scope, "granularity": str(g), "norm": norm, "output_rate": output_rate,
             "requested_sparsity": sparsity, "sparsity": report(arrays)["sparsity"], "seed": seed,
-            "weights_sha256": {k: v for k, v in model.info.get("sha256", {}).items()}}
+            "weights_sha256": {k: v for k, v in model.info.get("sha256", {}).items()}} | learned
     if budgets is not None:
         meta["budgets"] = budgets
     return Mask(arrays, meta)

@@ -89,6 +89,7 @@ class Adapter:
     model: str  # "module:Class" of its zoo model class, taking (name, info, files)
     trainer: str  # the module with start_state, train_masked and train_zoo_model
     exports: tuple  # the export.FORMATS it offers besides the framework-free .npz mask
+    supermask: str | None = None  # the module with train_scores (learned supermasks), if any
 
     def load(self, name: str, info: dict, files: dict) -> Model:
         """A zoo model of this framework (the framework is imported only now)."""
@@ -97,6 +98,10 @@ class Adapter:
     def training(self):
         """The training glue module (imported only now)."""
         return importlib.import_module(self.trainer)
+
+    def supermasking(self):
+        """The learned-supermask glue module (training/supermask.py), or None."""
+        return importlib.import_module(self.supermask) if self.supermask else None
 
 
 
@@ -107,9 +112,11 @@ def _resolve(path: str):
 
 ADAPTERS = Registry("framework")
 ADAPTERS["torch"] = Adapter("torch", "PyTorch", ".safetensors", "torch_model:TorchModel",
-                            "pruning.training.train_torch", ("torch",))
+                            "pruning.training.train_torch", ("torch",),
+                            "pruning.training.supermask_torch")
 ADAPTERS["keras"] = Adapter("keras", "Keras", ".keras", "keras_model:KerasModel",
-                            "pruning.training.train_keras", ("keras",))
+                            "pruning.training.train_keras", ("keras",),
+                            "pruning.training.supermask_keras")
 
 
 def adapter(model_or_framework) -> Adapter:

@@ -5,4 +5,8 @@ train_torch.py   PyTorch training glue: train_zoo_model, and train_masked (prune
 train_keras.py   the same for Keras
 retrain.py       the retraining backend, framework-free: lottery-ticket rewinding, IMP, gradual and
                  dynamic pruning (it finds the training glue through the model's adapter)
+supermask.py     learned supermasks (edge-popup): scores trained with θ0 frozen, framework-free;
+                 supermask_torch.py / supermask_keras.py are its glue (named by the adapters),
+                 supermask_files.py the masks shipped in pretrained/<name>/supermasks/, and
+                 supermask_zoo.py the command that generates them
 """

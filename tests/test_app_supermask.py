@@ -1,0 +1,63 @@
+"""The explorer's learned_supermask criterion, driven headlessly with AppTest: offered only for
+models that ship learned scores, its page numbers equal the shipped masks' recorded accuracies,
+and the sidebar says which trained density's scores are used."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import pruning
+from pruning.training import supermask_files
+
+APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+MODEL = "mnist-lenet300-torch"
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(str(APP), default_timeout=180)
+    app.session_state["model"] = MODEL
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def headline(app) -> float:
+    return float(app.metric[0].value.rstrip("%")) / 100
+
+
+def test_selecting_the_learned_supermask_shows_the_shipped_mask(at):
+    keep = 0.5
+    assert keep in supermask_files.trained_keeps(MODEL)
+    assert "learned_supermask" in at.sidebar.selectbox(key="strategy").options
+    at.sidebar.selectbox(key="strategy").set_value("learned_supermask").run()
+    at.sidebar.radio(key="weights").set_value("init").run()
+    at.sidebar.number_input(key="sparsity_pct").set_value(round((1 - keep) * 100, 2)).run()
+    assert not at.exception, at.exception
+    model = pruning.load_model(MODEL)
+    shipped = pruning.load_mask(supermask_files.mask_path(MODEL, keep), model)
+    assert headline(at) == pytest.approx(shipped.meta["accuracy"], abs=1e-4)  # the full test set, on θ0
+    captions = [c.value for c in at.sidebar.caption]
+    assert any("this is the mask learned for 50% pruned" in c for c in captions), captions
+    assert any("edge-popup" in c for c in captions)
+
+
+def test_another_sparsity_uses_the_nearest_trained_density_and_says_so(at):
+    at.sidebar.selectbox(key="strategy").set_value("learned_supermask").run()
+    at.sidebar.number_input(key="sparsity_pct").set_value(89.6).run()
+    assert not at.exception, at.exception
+    nearest = min(supermask_files.trained_keeps(MODEL), key=lambda k: abs(k - 0.104))
+    assert any(f"the nearest, {1 - nearest:.0%} pruned" in c.value and "89.60% is not a trained density" in c.value
+               for c in at.sidebar.caption)
+    model = pruning.load_model(MODEL)
+    expected = pruning.evaluate(model, pruning.compute_mask(model, "learned_supermask", 0.896), "final").accuracy
+    assert headline(at) == pytest.approx(expected, abs=1e-4)
+
+
+def test_only_models_that_ship_scores_offer_it(at):
+    at.sidebar.selectbox(key="strategy").set_value("learned_supermask").run()
+    at.sidebar.selectbox(key="model").set_value("mnist-lenet5-torch").run()
+    assert not at.exception, at.exception
+    assert "learned_supermask" not in at.sidebar.selectbox(key="strategy").options
+    assert at.sidebar.selectbox(key="strategy").value == "large_final"  # fell back to the first criterion
