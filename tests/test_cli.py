@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_real_process_prints_no_traceback():
     assert proc.stderr == "error: sparsity must be in [0, 1], got '2'\n"
 
 
-def test_sweep_with_a_custom_map_gives_the_default_rows():
+def test_sweep_with_a_custom_map_gives_the_default_rows(monkeypatch):
     """``map`` is the executor seam: a thread pool, and a process pool given the zoo name, get the
     same rows as the built-in map (and the CLI's sweep writes those rows)."""
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -164,6 +165,8 @@ def test_sweep_with_a_custom_map_gives_the_default_rows():
     assert calls == [14]  # 18 rows, 14 distinct (weights, mask): the six sparsity-0 rows share two
     with ThreadPoolExecutor(2) as pool:
         assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default
+    # a spawned child re-runs __main__; after an AppTest in this process that is the Streamlit page
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert pruning.sweep(MODEL, *args, scope="global", limit=500, map=pool.map) == default
 
