@@ -7,7 +7,6 @@ seen costs nothing and each browser session only keeps its own settings in its w
 """
 
 import hashlib
-import json
 import os
 import secrets
 import tempfile
@@ -322,10 +321,9 @@ def sensitivity_table(name: str) -> dict | None:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _shipped_table(name: str) -> dict | None:
-    from pruning.models.zoo import ZOO
+    from pruning.experiments.zoo_sensitivity import shipped
 
-    path = ZOO / name / "sensitivity.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return shipped(name)
 
 
 def set_sensitivity_table(name: str, table: dict) -> None:

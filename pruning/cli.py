@@ -8,7 +8,7 @@ import sys
 from .core.criteria import ALIASES, CRITERIA, MODEL_CRITERIA
 from . import cli_train
 from .models.adapter import adapter
-from .errors import PruningError
+from .errors import PruningError, quote
 from .models.export import FORMATS
 from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
 from .io import check_regular
@@ -16,8 +16,9 @@ from .core.batchnorm import DEFAULT_IMAGES, check_images
 from .core.compare import overlap
 from .core.masks import load, report, save
 from .core.prune import compute_mask
-from .core.selection import SCOPES, check_fraction, check_whole
-from .core.sensitivity import CAVEAT, SPARSITIES as SENSITIVITY_SPARSITIES, check_sparsities, plan, scan
+from .core.selection import SCOPES, check_fraction, check_sparsity, check_whole
+from .core.sensitivity import (CAVEAT, SPARSITIES as SENSITIVITY_SPARSITIES, check_sparsities, plan, scan,
+                               suggest_budgets)
 from .experiments.sweep import sweep, to_csv, write_csv
 from .models.zoo import catalogue, load_model
 
@@ -46,6 +47,9 @@ def _mask_options(p):
     p.add_argument("--output-rate", default=1.0,
                    help="output layer's rate relative to the others (0.5, 0 = dense), or zhou (1 - 0.9^p vs 1 - 0.8^p)")
     p.add_argument("--seed", default=0, help="seed of the random strategy and of the order of tied scores (default 0)")
+    p.add_argument("--budgets", metavar="TABLE.json",
+                   help="with --scope sensitivity: the sensitivity table (python -m pruning sensitivity --json) the "
+                        "per-layer budgets are derived from (default: the zoo model's shipped sensitivity.json)")
 
 
 def _bn_option(p):
@@ -147,10 +151,37 @@ def _model(args):
     return load_file_model(args.model_file, args.dataset, args.init_file)
 
 
+def _budgets(args, model, sparsity):
+    """The sensitivity scope's per-layer budgets, derived from a table as the explorer does: the one in
+    --budgets, else the zoo model's shipped sensitivity.json; None for every other scope."""
+    if args.scope != "sensitivity":
+        if args.budgets is not None:
+            raise PruningError("--budgets goes with --scope sensitivity")
+        return None
+    if args.budgets is not None:
+        check_regular(args.budgets)
+        try:
+            table = json.loads(Path(args.budgets).read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise PruningError(f"--budgets: cannot read a sensitivity table from {quote(args.budgets)}: "
+                               f"{quote(exc)}") from None
+    else:
+        from .experiments.zoo_sensitivity import shipped
+
+        table = shipped(model.name) if args.model else None
+        if table is None:
+            raise PruningError(f"scope 'sensitivity' needs a sensitivity table: {model.name} ships none; make one "
+                               "with python -m pruning sensitivity --json > table.json and pass --budgets table.json")
+    if sparsity is None:
+        raise PruningError("scope 'sensitivity' needs --sparsity (the overall target)")
+    return suggest_budgets(table, check_sparsity(sparsity))
+
+
 def _mask(args, strategy, sparsity):
     model = _model(args)
     mask = compute_mask(model, strategy, sparsity, scope=args.scope, granularity=args.granularity,
-                        norm=args.norm, output_rate=args.output_rate, seed=args.seed)
+                        norm=args.norm, output_rate=args.output_rate, seed=args.seed,
+                        budgets=_budgets(args, model, sparsity))
     return model, mask
 
 
@@ -212,6 +243,9 @@ def cmd_sweep(args, out):
 
     if args.out:
         check_regular(args.out)  # before the work, not after it
+    if args.scope == "sensitivity" or args.budgets is not None:
+        raise PruningError("sweep cannot use scope 'sensitivity' (its budgets are derived per sparsity): "
+                           "use evaluate --scope sensitivity at each sparsity")
     model = _model(args)
 
     def progress(fn, jobs):

@@ -228,10 +228,49 @@ def test_cli_bad_input_is_one_line(capsys, argv, message):
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_evaluate_with_sensitivity_scope_needs_budgets(capsys):
-    code, _ = run("evaluate", "--model", "mnist-lenet300-torch", "--sparsity", "0.5", "--scope", "sensitivity")
+def test_evaluate_with_sensitivity_scope_uses_the_shipped_table(capsys):
+    """From the command line the scope derives its budgets as the explorer does: from the model's
+    shipped table (or --budgets TABLE.json), so both give the same mask and accuracy."""
+    name, target = "mnist-lenet300-torch", 0.8
+    code, out = run("evaluate", "--model", name, "--sparsity", str(target), "--scope", "sensitivity", "--json")
+    shown = json.loads(out)
+    model = pruning.load_model(name)
+    budgets = suggest_budgets(zoo_sensitivity.shipped(name), target)
+    expected = pruning.evaluate(model, pruning.compute_mask(model, scope="sensitivity", sparsity=target,
+                                                           budgets=budgets))
+    assert code == 0 and shown["scope"] == "sensitivity" and shown["accuracy"] == pytest.approx(expected.accuracy,
+                                                                                                abs=1e-4)
+
+
+def test_budgets_file_gives_the_same_mask(capsys, tmp_path):
+    name = "mnist-lenet300-torch"
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(zoo_sensitivity.shipped(name)))
+    outs = []
+    for extra in ([], ["--budgets", str(table)]):
+        path = tmp_path / f"mask{len(outs)}.npz"
+        assert run("export", "--model", name, "--sparsity", "0.7", "--scope", "sensitivity", "--out", str(path),
+                   *extra)[0] == 0
+        outs.append(pruning.load_mask(path))
+    assert outs[0].keys() == outs[1].keys() and all((outs[0][k] == outs[1][k]).all() for k in outs[0])
+    assert outs[1].meta["budgets"] == suggest_budgets(zoo_sensitivity.shipped(name), 0.7)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "mnist-lenet300-torch", "--sparsity", "0.5", "--budgets", "x.json"], "goes with --scope"),
+    (["--model", "mnist-lenet300-torch", "--scope", "sensitivity", "--sparsity", "0.5", "--budgets", "nope.json"],
+     "cannot read"),
+    (["--model", "mnist-lenet300-torch", "--scope", "sensitivity"], "needs --sparsity")])
+def test_sensitivity_scope_cli_errors_are_one_line(capsys, argv, message):
+    code, _ = run("evaluate", *argv)
     err = capsys.readouterr().err
-    assert code == 2 and "needs budgets" in err and err.count("\n") == 1
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_sweep_refuses_the_sensitivity_scope(capsys):
+    code, _ = run("sweep", "--model", "mnist-lenet300-torch", "--scope", "sensitivity")
+    err = capsys.readouterr().err
+    assert code == 2 and "sweep cannot use scope 'sensitivity'" in err and err.count("\n") == 1
 
 
 SHIPPED = sorted(p.parent.name for p in ZOO.glob("*/sensitivity.json"))

@@ -38,6 +38,12 @@ def arguments(name: str) -> list:
     return ["sensitivity", "--model", name, "--sparsities", grid, *extra, "--json"]
 
 
+def shipped(name: str) -> dict | None:
+    """The zoo model's precomputed table (``pretrained/<name>/sensitivity.json``), or None."""
+    path = ZOO / name / "sensitivity.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run(name: str, log=print) -> dict:
     """Write pretrained/<name>/sensitivity.json; returns the table with its record."""
     info(name)  # an unknown name raises PruningError
