@@ -6,6 +6,7 @@
     pruning.evaluate(model, mask, weights="final").accuracy
     pruning.save_mask(mask, "mask.npz"); pruning.load_mask("mask.npz", model)
     pruning.compare_masks(mask, other_mask)["jaccard"]   # overlap of the kept weights, per layer too
+    pruning.load_imp_run("mnist-lenet300-torch")[3]["mask"]  # a precomputed IMP run, round by round
 
 Where things are (each package's docstring says more):
     core/         the framework-free engine: criteria, selection, masks, compute_mask, evaluate
@@ -28,6 +29,7 @@ from .core.prune import compute_mask
 from .uploads.sandbox import load_upload
 from .core.selection import SCOPES
 from .experiments.sweep import sweep
+from .experiments.imp_runs import load_imp_run
 from .models.zoo import catalogue, load_model
 from .core import masks as _masks
 
@@ -44,6 +46,6 @@ def load_mask(path, model=None) -> Mask:
 
 
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
-           "load_file_model", "load_upload",
+           "load_file_model", "load_imp_run", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
            "masked_weights", "report", "save_mask", "sweep"]
