@@ -75,11 +75,12 @@ def get_run(name: str, seed: int, *, limit=None, log=None, **protocol) -> dict:
     return run
 
 
-def _torch_run(model, recipe, state, mask, *, iterations, eval_every, test_every, seed, splits):
+def _torch_run(model, recipe, state, mask, *, iterations, eval_every, test_every, seed, splits, full_state=False):
     """Train ``state`` with ``mask`` held at zero for ``iterations`` steps (the zoo recipe's
     optimiser and batch); returns (trained prunable weights, history every ``eval_every`` steps: the
     validation loss and accuracy, and the test accuracy every ``test_every`` steps and at the
-    early-stopping iteration, None elsewhere)."""
+    early-stopping iteration, None elsewhere).  With ``full_state``, the weights are the whole
+    state dict (biases too), to continue training from."""
     import torch
     import torch.nn.functional as F
 
@@ -127,6 +128,8 @@ def _torch_run(model, recipe, state, mask, *, iterations, eval_every, test_every
     train(module, {**recipe, "seed": seed}, x, y, epochs=-(-iterations // steps_per_epoch), max_steps=iterations,
           on_step=on_step)
     weights = {name: p.detach().numpy().copy() for name, p in params.items()}
+    if full_state:
+        weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
     if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
         module.load_state_dict(best["state"])
         module.eval()
