@@ -535,7 +535,7 @@ def imp_rounds(quick, seeds, run):
             f"Training length: {p['iterations']} iterations per run; the paper trains 50,000, so a late "
             "early-stopping iteration is censored here (counted in the last column).",
             f"Sparsity: {p['rounds']} rounds reach {1 - results[0]['rounds'][-1]['sparsity']:.1%} of the weights "
-            "remaining; the paper goes on to 1.5-3.6%.",
+            "remaining; the paper prunes further, to 3.6% remaining and below.",
             "Runs: the paper averages five trials for tickets and ten random re-initialisations; here "
             + ", ".join(f"{n} for {name}" for name, n in counts.items()) + ", one control per ticket.",
             "Validation split: the last 5,000 training images (the paper holds out 5,000, chosen at random)."),
