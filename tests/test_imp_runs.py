@@ -119,3 +119,17 @@ def test_a_tiny_imp_run_prunes_each_round_and_records_histories():
             assert [h["iteration"] for h in r[side]["history"]] == [10, 20]
             assert r[side]["early_stop"]["test_accuracy"] is not None
     assert (run["pruned_in_round"]["fc3.weight"] == 1).mean() == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.skipif(not (os.environ.get("PRUNING_DATA_DIR") and os.environ.get("PRUNING_SLOW_TESTS")),
+                    reason="trains 20 small runs (about 30 s on 2 cores): set PRUNING_DATA_DIR and PRUNING_SLOW_TESTS=1")
+def test_imp_rounds_quick_reports_both_models_and_writes_nothing(tmp_path):
+    from pruning.cli import main
+
+    before = {p: p.stat().st_mtime_ns for p in imp_runs.ZOO.glob("*/imp/*")}
+    out = tmp_path / "imp.md"
+    assert main(["reproduce", "imp-rounds", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "quick mode" in text and "**mnist-lenet300-torch** (mean ± std over 2 seed(s))" in text
+    assert "Protocol differences from the source:" in text and "random re-init: early-stop iteration" in text
+    assert {p: p.stat().st_mtime_ns for p in imp_runs.ZOO.glob("*/imp/*")} == before
