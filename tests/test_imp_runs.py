@@ -122,7 +122,7 @@ def test_a_tiny_imp_run_prunes_each_round_and_records_histories():
 
 
 @pytest.mark.skipif(not (os.environ.get("PRUNING_DATA_DIR") and os.environ.get("PRUNING_SLOW_TESTS")),
-                    reason="trains 20 small runs (about 30 s on 2 cores): set PRUNING_DATA_DIR and PRUNING_SLOW_TESTS=1")
+                    reason="trains 20 small runs (about 30 s): set PRUNING_DATA_DIR and PRUNING_SLOW_TESTS=1")
 def test_imp_rounds_quick_reports_both_models_and_writes_nothing(tmp_path):
     from pruning.cli import main
 
