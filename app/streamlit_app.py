@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 import bn_ui  # noqa: E402
 import controls  # noqa: E402
+import imp_ui  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
 import sections  # noqa: E402
@@ -38,7 +39,8 @@ def explorer():
         with bars:
             sections.layers(settings)
         tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
-                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "Compare": sections.compare_tab,
+                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "IMP rounds": imp_ui.tab,
+                "Compare": sections.compare_tab,
                 "Sensitivity": sensitivity_ui.tab,
                 "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
         for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values(), strict=True):

@@ -1,4 +1,5 @@
-"""Training subcommands of ``python -m pruning``: retrain, imp, imp-rounds (a shipped run's table), gradual (and --dynamic), reproduce."""
+"""Training subcommands of ``python -m pruning``: retrain, imp, imp-rounds (a shipped run's table),
+gradual (and --dynamic), reproduce."""
 
 import json
 
@@ -146,4 +147,5 @@ def cmd_reproduce(args, out):
         out.write(text)
 
 
-COMMANDS = {"retrain": cmd_retrain, "imp": cmd_imp, "imp-rounds": cmd_imp_rounds, "gradual": cmd_gradual, "reproduce": cmd_reproduce}
+COMMANDS = {"retrain": cmd_retrain, "imp": cmd_imp, "imp-rounds": cmd_imp_rounds, "gradual": cmd_gradual,
+            "reproduce": cmd_reproduce}
