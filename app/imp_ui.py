@@ -80,7 +80,8 @@ def tab(s: Settings):
     st.fragment(run_every=INTERVAL if playing else None)(_player)(s, rounds)
     rows = imp_table(rounds)
     st.subheader("All rounds")
-    st.dataframe(charts.imp_rounds_table(rows), hide_index=True, key="imp_table")
+    st.dataframe(charts.imp_rounds_table(rows), hide_index=True, key="imp_table",
+                 height=35 * (len(rows) + 1) + 3)  # every round visible without scrolling
     st.caption("Accuracy on the test set at the early-stopping iteration (the least validation loss, on 5,000 "
                "held-out training images); 'censored': the least loss was the last measurement, so training "
                "longer might stop later. Each run: 1,500 iterations on 10,000 training images (a CPU budget; the "
