@@ -127,3 +127,13 @@ def test_model_without_a_run_shows_which_have_one():
     assert "mnist-lenet300-torch" in text and "fmnist-lenet300-torch" in text and "Retrain" in text
     assert not app.slider and not any(c.proto.id.endswith("-imp_curve") for c in app.get("plotly_chart"))
     assert not app.exception
+
+
+def test_tour_points_to_the_tab_with_the_shipped_numbers():
+    app = AppTest.from_file(str(APP / "tour.py"), default_timeout=180)
+    app.session_state["tour_model"] = MODEL
+    app.run()
+    assert not app.exception, app.exception
+    last = imp_table(pruning.load_imp_run(MODEL))[-1]
+    text = next(m.value for m in app.markdown if "IMP rounds" in m.value)
+    assert f"{last['ticket_accuracy']:.2%}" in text and f"{last['random_accuracy']:.2%}" in text
