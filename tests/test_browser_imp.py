@@ -1,5 +1,5 @@
 """The IMP rounds tab in a real browser: Step forward moves the round shown, Play advances the rounds
-on its own (the fragment's timer) and Pause stops them.
+on its own (the fragment's timer), Pause stops them, and Play stops by itself on the last round.
 
 UPDATE_SCREENSHOT=1 writes the tab's picture to docs/imp-player.png; otherwise it goes to a
 temporary directory.
@@ -50,4 +50,12 @@ def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
         out = ROOT / "docs" / "imp-player.png" if update else tmp_path / "imp-player.png"
         page.locator('[data-testid="stTabs"]').screenshot(path=str(out))
         assert out.stat().st_size > 10_000
+        for _ in range(2):  # round 8, then Play: a timer tick reaches the last round, and it stops there
+            page.keyboard.press("ArrowRight")
+        page.get_by_text("Round 8 of 10", exact=True).wait_for()
+        page.get_by_role("button", name="Play").click()
+        page.get_by_text("Round 10 of 10", exact=True).wait_for(timeout=15_000)
+        page.get_by_role("button", name="Play").wait_for(timeout=15_000)  # Pause became Play again
+        page.wait_for_timeout(2500)
+        assert shown(page) == 10 and not page.locator('[data-testid="stException"]').count()
     print(f"browser check: {time.perf_counter() - start:.1f} s")
