@@ -1,8 +1,8 @@
 """Pruning explorer: pick a model and a pruning strategy, see what the pruned network can still do.
 
 Run with ``streamlit run app``.  This file only describes the pages; controls live in
-controls.py, sections in sections.py, the Retrain tab in retrain_ui.py, figures in charts.py,
-cached engine calls in state.py.
+controls.py, sections in sections.py, the Retrain tab in retrain_ui.py, the IMP rounds player in imp_ui.py,
+figures in charts.py, cached engine calls in state.py.
 """
 
 from pathlib import Path
