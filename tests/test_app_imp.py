@@ -137,3 +137,19 @@ def test_tour_points_to_the_tab_with_the_shipped_numbers():
     last = imp_table(pruning.load_imp_run(MODEL))[-1]
     text = next(m.value for m in app.markdown if "IMP rounds" in m.value)
     assert f"{last['ticket_accuracy']:.2%}" in text and f"{last['random_accuracy']:.2%}" in text
+
+
+def test_curve_and_its_text_follow_the_round():
+    import charts
+
+    rows = imp_table(pruning.load_imp_run(MODEL))
+    fig = charts.imp_rounds(rows, 4)
+    lines = {t.name: t for t in fig.data if t.mode == "lines+markers" and t.yaxis == "y"}
+    ticket, random = lines[charts.IMP_SIDES["ticket"][0]], lines[charts.IMP_SIDES["random"][0]]
+    assert list(ticket.y) == [r["ticket_accuracy"] for r in rows]
+    assert list(random.y) == [r["random_accuracy"] for r in rows[1:]]  # round 0 has no control
+    assert ticket.line.dash != random.line.dash and fig.layout.xaxis.type == "log"
+    text = charts.describe_imp_rounds(rows, 4)
+    assert text.startswith(f"Round 4 of 10, {rows[4]['remaining']:.1%}")
+    assert f"{rows[4]['ticket_accuracy']:.2%} at iteration {rows[4]['ticket_early_stop']}" in text
+    assert "none (dense network)" in charts.describe_imp_rounds(rows, 0)
