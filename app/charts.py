@@ -482,3 +482,76 @@ def describe_retrain_curves(runs: dict, epochs: int, dense: float, supermask: fl
     parts.append(f"Dense {_acc(dense)}" + ("" if supermask is None else f"; untrained supermask {_acc(supermask)}")
                  + ".")
     return " ".join(parts)
+
+
+IMP_SIDES = {"ticket": ("winning ticket (rewound to θ0)", BLUE, "solid", "circle"),
+             "random": ("random re-initialisation", GREY, "dot", "x")}
+
+
+def imp_rounds(rows: list, current: int) -> go.Figure:
+    """Frankle & Carbin 2019, Figures 3-4: test accuracy (top) and iteration (bottom) at early stopping
+    against weights remaining (log axis, sparser to the right), ticket against random re-initialisation;
+    ``rows`` from ``imp_table``, the round ``current`` marked by a vertical line and stars."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=["test accuracy at early stopping", "early-stopping iteration"])
+    for side, (label, colour, dash, symbol) in IMP_SIDES.items():
+        part = [r for r in rows if r[f"{side}_accuracy"] is not None]
+        x = [100 * r["remaining"] for r in part]
+        rounds = [r["round"] for r in part]
+        for row, key, fmt in ((1, "accuracy", "%{y:.2%}"), (2, "early_stop", "%{y}")):
+            fig.add_scatter(x=x, y=[r[f"{side}_{key}"] for r in part], mode="lines+markers", name=label,
+                            line=dict(color=colour, dash=dash), marker=dict(symbol=symbol, size=7),
+                            legendgroup=side, showlegend=row == 1, customdata=rounds, row=row, col=1,
+                            hovertemplate="round %{customdata}: %{x:.1f}% remaining<br>" + fmt
+                                          + "<extra>" + label + "</extra>")
+    now = next(r for r in rows if r["round"] == current)
+    for side in IMP_SIDES:
+        if now[f"{side}_accuracy"] is not None:
+            for row, key in ((1, "accuracy"), (2, "early_stop")):
+                fig.add_scatter(x=[100 * now["remaining"]], y=[now[f"{side}_{key}"]], mode="markers",
+                                marker=dict(symbol="star", size=15, color=VERMILLION, line=dict(width=1, color=GREY)),
+                                name=f"round {current}", legendgroup="now", showlegend=row == 1 and side == "ticket",
+                                hoverinfo="skip", row=row, col=1)
+    fig.add_vline(x=100 * now["remaining"], line=dict(color=VERMILLION, dash="dash", width=1))
+    low = min(100 * r["remaining"] for r in rows)
+    ticks = [t for t in (100, 80, 64, 51, 41, 33, 26, 21, 17, 13.5, 10.8, 8.6, 7, 5.5, 4.4, 3.5) if t >= low * 0.98]
+    fig.update_xaxes(type="log", range=[np.log10(110), np.log10(low * 0.9)], tickvals=ticks,
+                     ticktext=[f"{t:g}" for t in ticks])
+    fig.update_xaxes(title="weights remaining (%, log scale)", row=2, col=1)
+    fig.update_yaxes(tickformat=".1%", row=1, col=1)
+    fig.update_yaxes(title="iteration", row=2, col=1)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, 520, top=60)
+
+
+def describe_imp_rounds(rows: list, current: int) -> str:
+    """The current round's numbers, then where the ticket and the random re-initialisation end."""
+    now = next(r for r in rows if r["round"] == current)
+    last, dense = rows[-1], rows[0]
+
+    def side(r, s):
+        if r[f"{s}_accuracy"] is None:
+            return f"{IMP_SIDES[s][0]}: none (dense network)"
+        return (f"{IMP_SIDES[s][0]} {r[f'{s}_accuracy']:.2%} at iteration {r[f'{s}_early_stop']}"
+                + (" (censored: the last measurement)" if r[f"{s}_censored"] else ""))
+
+    text = (f"Round {current} of {last['round']}, {now['remaining']:.1%} of the weights remaining: "
+            f"{side(now, 'ticket')}; {side(now, 'random')}.")
+    if last["random_accuracy"] is not None:
+        text += (f" Dense network: {dense['ticket_accuracy']:.2%} at iteration {dense['ticket_early_stop']}. "
+                 f"At {last['remaining']:.1%} remaining the ticket scores {last['ticket_accuracy']:.2%} "
+                 f"(iteration {last['ticket_early_stop']}), the random re-initialisation "
+                 f"{last['random_accuracy']:.2%} (iteration {last['random_early_stop']}).")
+    return text
+
+
+def imp_rounds_table(rows: list) -> list:
+    """Every round as display rows (the IMP rounds tab's table and its chart's text alternative)."""
+    def it(r, s):
+        n = r[f"{s}_early_stop"]
+        return "—" if n is None else f"{n}" + (" (censored)" if r[f"{s}_censored"] else "")
+
+    return [{"round": r["round"], "% remaining": round(100 * r["remaining"], 1),
+             "ticket accuracy": "—" if r["ticket_accuracy"] is None else f"{r['ticket_accuracy']:.2%}",
+             "random accuracy": "—" if r["random_accuracy"] is None else f"{r['random_accuracy']:.2%}",
+             "early stop: ticket": it(r, "ticket"), "early stop: random": it(r, "random")} for r in rows]

@@ -1,8 +1,8 @@
 """Pruning explorer: pick a model and a pruning strategy, see what the pruned network can still do.
 
 Run with ``streamlit run app``.  This file only describes the pages; controls live in
-controls.py, sections in sections.py, the Retrain tab in retrain_ui.py, figures in charts.py,
-cached engine calls in state.py.
+controls.py, sections in sections.py, the Retrain tab in retrain_ui.py, the IMP rounds player in imp_ui.py,
+figures in charts.py, cached engine calls in state.py.
 """
 
 from pathlib import Path
@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 import bn_ui  # noqa: E402
 import controls  # noqa: E402
+import imp_ui  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
 import sections  # noqa: E402
@@ -38,7 +39,8 @@ def explorer():
         with bars:
             sections.layers(settings)
         tabs = {"Weights": sections.weights_tab, "First layer": sections.first_layer_tab,
-                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "Compare": sections.compare_tab,
+                "Predictions": sections.predictions_tab, "Retrain": retrain_ui.tab, "IMP rounds": imp_ui.tab,
+                "Compare": sections.compare_tab,
                 "Sensitivity": sensitivity_ui.tab,
                 "Export": lambda s: sections.export_tab(s, results["evaluation"].accuracy, results["evaluation"].n)}
         for tab, show in zip(st.tabs(list(tabs), key="tab", on_change="rerun"), tabs.values(), strict=True):

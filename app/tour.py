@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+import pruning
+from pruning.experiments.imp_runs import available
+from pruning.experiments.imp_table import imp_table
+
 import charts
 import state
 from controls import PRESETS, model_label, sorted_models
@@ -61,6 +65,12 @@ with errors_shown():
                     f"{init_dense.accuracy:.2%}). Frankle and Carbin retrained such sparse networks from θ0 and "
                     "matched the dense accuracy, while the same architecture re-initialised at random did not: "
                     "the mask and the initial weights together are a *winning ticket*.")
+        if name in available():
+            last = imp_table(pruning.load_imp_run(name))[-1]
+            st.markdown(f"The Explorer's **IMP rounds** tab plays their iterative version for this model round by "
+                        f"round: after {last['round']} rounds ({last['remaining']:.1%} of the weights left) the "
+                        f"ticket retrained from θ0 scores **{last['ticket_accuracy']:.2%}**, the same mask from a "
+                        f"random initialisation **{last['random_accuracy']:.2%}**.")
         sign_init = state.evaluation(supermask, "init")
         sign_const = state.evaluation(supermask, "signed-constant")
         st.header("5 · Supermasks: a mask can be trained instead of the weights (Zhou et al., 2019)")

@@ -9,6 +9,7 @@
     table = pruning.sensitivity(model)                   # each layer pruned alone at 10%..99%
     budgets = pruning.suggest_budgets(table, 0.9)        # per-layer fractions, 90% overall exactly
     pruning.compute_mask(model, "large_final", scope="sensitivity", budgets=budgets)
+    pruning.load_imp_run("mnist-lenet300-torch")[3]["mask"]  # a precomputed IMP run, round by round
 
 Where things are (each package's docstring says more):
     core/         the framework-free engine: criteria, selection, masks, compute_mask, evaluate
@@ -32,6 +33,7 @@ from .uploads.sandbox import load_upload
 from .core.selection import SCOPES
 from .core.sensitivity import sensitivity, suggest_budgets
 from .experiments.sweep import sweep
+from .experiments.imp_runs import load_imp_run
 from .models.zoo import catalogue, load_model
 from .training.supermask import learn_supermask
 from .core import masks as _masks
@@ -49,6 +51,6 @@ def load_mask(path, model=None) -> Mask:
 
 
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
-           "load_file_model", "load_upload",
+           "load_file_model", "load_imp_run", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
            "learn_supermask", "masked_weights", "report", "save_mask", "sensitivity", "suggest_budgets", "sweep"]

@@ -1,4 +1,5 @@
-"""Training subcommands of ``python -m pruning``: retrain, imp, gradual (and --dynamic), reproduce."""
+"""Training subcommands of ``python -m pruning``: retrain, imp, imp-rounds (a shipped run's table),
+gradual (and --dynamic), reproduce."""
 
 import json
 
@@ -31,6 +32,11 @@ def add_parsers(sub):
     p.add_argument("--epochs", type=_positive, default=None)
     p.add_argument("--limit", type=_positive, default=None)
     p.add_argument("--control", action="store_true", help="also train each mask from a random re-init")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("imp-rounds", help="the table of a shipped IMP run, round by round (ticket vs random re-init)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("gradual", help="prune during training: PolynomialDecay, or --dynamic")
@@ -104,6 +110,17 @@ def cmd_imp(args, out):
                           "sparsity": rows[-1]["sparsity"]}), file=out)
 
 
+def cmd_imp_rounds(args, out):
+    from .experiments.imp_runs import load_imp_run
+    from .experiments.imp_table import format_table, imp_table
+
+    rows = imp_table(load_imp_run(args.model, args.seed))
+    if args.json:
+        print(json.dumps({"model": args.model, "seed": args.seed, "rounds": rows}), file=out)
+    else:
+        out.write(format_table(args.model, rows))
+
+
 def cmd_gradual(args, out):
     if args.dynamic:  # bad fractions fail before the training data is read
         rate = check_fraction(args.rate, "rate")
@@ -130,4 +147,5 @@ def cmd_reproduce(args, out):
         out.write(text)
 
 
-COMMANDS = {"retrain": cmd_retrain, "imp": cmd_imp, "gradual": cmd_gradual, "reproduce": cmd_reproduce}
+COMMANDS = {"retrain": cmd_retrain, "imp": cmd_imp, "imp-rounds": cmd_imp_rounds, "gradual": cmd_gradual,
+            "reproduce": cmd_reproduce}

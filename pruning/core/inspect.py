@@ -97,7 +97,7 @@ def weight_sample(model, mask: dict, name: str, max_points: int = 20000, seed: i
     return {"init": init[idx], "final": final[idx], "kept": keep[idx], "total": int(final.size)}
 
 
-def first_layer_images(model, mask: dict, count: int = 8, image_shape=(28, 28)) -> dict | None:
+def first_layer_images(model, mask: dict, count: int = 8, image_shape=(28, 28), units=None) -> dict | None:
     """Pictures of the first layer's mask.
 
     Dense first layer over ``image_shape`` pixels: {"kind": "dense", "units": the ``count``
@@ -105,6 +105,7 @@ def first_layer_images(model, mask: dict, count: int = 8, image_shape=(28, 28)) 
     "coverage": (h, w), the fraction of all units keeping each pixel}.
     Convolution: {"kind": "conv", "units": the first ``count`` filters, "filters": (count, kh, kw)
     or (count, kh, kw, 3) of θf × mask, "kept": kept per filter}.  None for anything else.
+    ``units`` (dense only) fixes the hidden units shown, e.g. the same ones in every round of IMP.
     """
     name = next(iter(model.specs))
     spec = model.specs[name]
@@ -112,7 +113,7 @@ def first_layer_images(model, mask: dict, count: int = 8, image_shape=(28, 28)) 
     pixels = int(np.prod(image_shape))
     if keep.ndim == 2 and keep.shape[1] == pixels:
         kept = keep.sum(axis=1)
-        units = np.argsort(-kept, kind="stable")[:count]
+        units = np.argsort(-kept, kind="stable")[:count] if units is None else np.asarray(units, dtype=int)
         return {"kind": "dense", "units": units.tolist(), "masks": keep[units].reshape(-1, *image_shape),
                 "kept": kept[units].tolist(), "coverage": keep.mean(axis=0).reshape(image_shape)}
     if keep.ndim == 4:
