@@ -122,7 +122,7 @@ def test_play_advances_one_round_per_tick_and_stops_on_the_last():
 
 
 def test_model_without_a_run_shows_which_have_one():
-    app = start("mnist-lenet5-torch")
+    app = start("mnist-conv-keras")
     text = " ".join(i.value for i in app.info)
     assert "mnist-lenet300-torch" in text and "fmnist-lenet300-torch" in text and "Retrain" in text
     assert not app.slider and not any(c.proto.id.endswith("-imp_curve") for c in app.get("plotly_chart"))
