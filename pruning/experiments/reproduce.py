@@ -435,7 +435,7 @@ def tfmot(quick, seeds, run):
 
 # --- IMP round by round: "winning tickets learn faster" ---------------------------------------------
 
-IMP_MODELS = {"mnist-lenet300-torch": 3, "fmnist-lenet300-torch": 3, "mnist-lenet5-torch": 1}  # seeds (21 runs each)
+IMP_MODELS = {"mnist-lenet300-torch": 3, "fmnist-lenet300-torch": 3, "mnist-lenet5-torch": 3}  # seeds (21 runs each)
 
 
 def _imp_rounds_trial(item):
