@@ -487,7 +487,7 @@ def tfmot(quick, seeds, run):
 
 # --- IMP round by round: "winning tickets learn faster" ---------------------------------------------
 
-IMP_MODELS = {"mnist-lenet300-torch": 3, "fmnist-lenet300-torch": 3}  # seeds per model (21 trainings each)
+IMP_MODELS = {"mnist-lenet300-torch": 3, "fmnist-lenet300-torch": 3, "mnist-lenet5-torch": 3}  # seeds (21 runs each)
 
 
 def _imp_rounds_trial(item):
