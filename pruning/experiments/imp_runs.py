@@ -77,68 +77,6 @@ def get_run(name: str, seed: int, *, limit=None, log=None, **protocol) -> dict:
     return run
 
 
-def _torch_run(model, recipe, state, mask, *, iterations, eval_every, test_every, seed, splits, full_state=False):
-    """Train ``state`` with ``mask`` held at zero for ``iterations`` steps (the zoo recipe's
-    optimiser and batch); returns (trained prunable weights, history every ``eval_every`` steps: the
-    validation loss and accuracy, and the test accuracy every ``test_every`` steps and at the
-    early-stopping iteration, None elsewhere).  With ``full_state``, the weights are the whole
-    state dict (biases too), to continue training from."""
-    import torch
-    import torch.nn.functional as F
-
-    from ..models.torch_model import build, to_input
-    from ..training.train_torch import train
-
-    (x, y), (xv, yv), (xt, yt) = splits
-    module = build(model.info)
-    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
-    params = {name: module.get_parameter(name) for name in model.specs}
-    keep = {name: torch.from_numpy(np.asarray(m, dtype=np.float32)) for name, m in mask.items()}
-    val_in, val_y = to_input(xv), torch.from_numpy(np.asarray(yv, dtype=np.int64))
-    test_in, test_y = to_input(xt), torch.from_numpy(np.asarray(yt, dtype=np.int64))
-    history, best = [], {}
-
-    @torch.no_grad()
-    def apply():
-        for name, p in params.items():
-            p.mul_(keep[name])
-
-    @torch.no_grad()
-    def test_accuracy():
-        return round(float((module(test_in).argmax(1) == test_y).float().mean()), 5)
-
-    @torch.no_grad()
-    def measure(step):
-        module.eval()
-        logits = module(val_in)
-        loss = round(float(F.cross_entropy(logits, val_y)), 5)
-        tested = step % test_every == 0 or step == iterations
-        history.append({"iteration": step, "val_loss": loss,
-                        "val_accuracy": round(float((logits.argmax(1) == val_y).float().mean()), 5),
-                        "test_accuracy": test_accuracy() if tested else None})
-        if not best or loss < best["loss"]:  # the early-stopping candidate: its weights, to test later
-            best.update(loss=loss, entry=history[-1], state={k: v.clone() for k, v in module.state_dict().items()})
-        module.train()
-
-    def on_step(step, _):
-        apply()
-        if step % eval_every == 0 or step == iterations:
-            measure(step)
-
-    apply()
-    steps_per_epoch = -(-len(x) // recipe["batch_size"])
-    train(module, {**recipe, "seed": seed}, x, y, epochs=-(-iterations // steps_per_epoch), max_steps=iterations,
-          on_step=on_step)
-    weights = {name: p.detach().numpy().copy() for name, p in params.items()}
-    if full_state:
-        weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
-    if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
-        module.load_state_dict(best["state"])
-        module.eval()
-        best["entry"]["test_accuracy"] = test_accuracy()
-    return weights, history
-
-
 def _summary(history):
     return {"test_accuracy": history[-1]["test_accuracy"], "early_stop": early_stop(history), "history": history}
 
@@ -146,21 +84,24 @@ def _summary(history):
 
 def _context(name: str, seed: int, limit, overrides: dict) -> dict:
     """Everything a run of ``name`` needs: model, recipe, θ0, the control's θ0, data, protocol."""
+    from ..models.adapter import adapter
     from ..models.zoo import load_model
     from ..training.recipes import RECIPES
-    from ..training.train_torch import initial_module
 
     protocol = {**PROTOCOL, **{k: v for k, v in overrides.items() if v}, "limit": limit}
     model = load_model(name)
-    if model.framework != "torch" or name not in RECIPES:
-        raise PruningError(f"IMP runs are made for the PyTorch zoo models; {name!r} is not one")
+    trainer = adapter(model).training()
+    if not hasattr(trainer, "train_tracked") or name not in RECIPES:
+        raise PruningError(f"IMP runs are made for zoo models whose trainer tracks histories (the PyTorch ones); "
+                           f"{name!r} is not one")
     recipe = RECIPES[name]
 
     def init(s):
-        return {k: v.detach().numpy().copy() for k, v in initial_module({**recipe, "seed": s}).state_dict().items()}
+        return trainer.initial_state({**recipe, "seed": s})
 
     splits = _split(model.dataset, protocol["train_images"], limit)
-    return {"model": model, "recipe": recipe, "protocol": protocol, "theta0": dict(model.states["init"]) if seed == 0
+    return {"model": model, "trainer": trainer, "recipe": recipe, "protocol": protocol,
+            "theta0": dict(model.states["init"]) if seed == 0
             else init(seed), "control_theta0": init(10_000 + seed),
             "kw": {k: protocol[k] for k in ("iterations", "eval_every", "test_every")} | {"splits": splits}}
 
@@ -168,7 +109,8 @@ def _context(name: str, seed: int, limit, overrides: dict) -> dict:
 def control(name: str, seed: int, mask: dict, *, limit=None, **overrides) -> dict:
     """The random re-initialisation of one round: ``mask`` trained from a fresh θ0 (seed 10,000 + seed)."""
     ctx = _context(name, seed, limit, overrides)
-    return _summary(_torch_run(ctx["model"], ctx["recipe"], ctx["control_theta0"], mask, seed=seed, **ctx["kw"])[1])
+    run = ctx["trainer"].train_tracked(ctx["model"], ctx["recipe"], ctx["control_theta0"], mask, seed=seed, **ctx["kw"])
+    return _summary(run[1])
 
 
 def imp_run(name: str, *, seed: int = 0, rounds=None, iterations=None, eval_every=None, test_every=None,
@@ -184,8 +126,9 @@ def imp_run(name: str, *, seed: int = 0, rounds=None, iterations=None, eval_ever
     ctx = _context(name, seed, limit, {"rounds": rounds, "iterations": iterations, "eval_every": eval_every,
                                        "test_every": test_every})
     model, recipe, protocol, theta0, kw = ctx["model"], ctx["recipe"], ctx["protocol"], ctx["theta0"], ctx["kw"]
+    trainer = ctx["trainer"]
     dense = {n: np.ones(s.shape, dtype=bool) for n, s in model.specs.items()}
-    weights, history = _torch_run(model, recipe, theta0, dense, seed=seed, **kw)
+    weights, history = trainer.train_tracked(model, recipe, theta0, dense, seed=seed, **kw)
     if log:
         log(f"{name} seed {seed} dense: early stop {early_stop(history)}")
     rounds_out = [{"round": 0, "sparsity": 0.0, "layer_sparsity": {n: 0.0 for n in model.specs},
@@ -200,8 +143,8 @@ def imp_run(name: str, *, seed: int = 0, rounds=None, iterations=None, eval_ever
         if on_mask:
             random = on_mask(r, mask)
         else:
-            random = _summary(_torch_run(model, recipe, ctx["control_theta0"], mask, seed=seed, **kw)[1])
-        weights, ticket = _torch_run(model, recipe, theta0, mask, seed=seed, **kw)
+            random = _summary(trainer.train_tracked(model, recipe, ctx["control_theta0"], mask, seed=seed, **kw)[1])
+        weights, ticket = trainer.train_tracked(model, recipe, theta0, mask, seed=seed, **kw)
         rep = report(mask)
         rounds_out.append({"round": r, "sparsity": rep["sparsity"],
                            "layer_sparsity": {row["name"]: row["sparsity"] for row in rep["layers"]},

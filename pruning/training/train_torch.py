@@ -33,6 +33,11 @@ def initial_module(recipe: dict) -> torch.nn.Module:
     return module
 
 
+def initial_state(recipe: dict) -> dict:
+    """The recipe's initialisation (its seed) as name -> NumPy array."""
+    return {k: v.detach().numpy().copy() for k, v in initial_module(recipe).state_dict().items()}
+
+
 def _optimizer(recipe, params, steps):
     if recipe["optimizer"] == "adam":
         opt = torch.optim.Adam(params, lr=recipe["lr"], weight_decay=recipe.get("weight_decay", 0.0))
@@ -262,3 +267,59 @@ def train_masked(model, state: dict, mask: dict, *, epochs: int, seed: int = 0, 
     apply()
     train(module, recipe, x, y, epochs=epochs, on_step=on_step, on_epoch=epoch_done)
     return {name: w.copy() for name, w in current().items()}, history
+
+
+def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_every, seed, splits, full_state=False):
+    """For IMP runs (experiments/imp_runs.py): train ``state`` with ``mask`` held at zero for
+    ``iterations`` steps (the zoo recipe's optimiser and batch).  Returns (trained prunable
+    weights, history): every ``eval_every`` steps the validation loss and accuracy, and the test
+    accuracy every ``test_every`` steps and at the early-stopping iteration (None elsewhere).
+    With ``full_state``, the weights are the whole state dict (biases too), to continue from."""
+    (x, y), (xv, yv), (xt, yt) = splits
+    module = build(model.info)
+    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+    params = {name: module.get_parameter(name) for name in model.specs}
+    keep = {name: torch.from_numpy(np.asarray(m, dtype=np.float32)) for name, m in mask.items()}
+    val_in, val_y = to_input(xv), torch.from_numpy(np.asarray(yv, dtype=np.int64))
+    test_in, test_y = to_input(xt), torch.from_numpy(np.asarray(yt, dtype=np.int64))
+    history, best = [], {}
+
+    @torch.no_grad()
+    def apply():
+        for name, p in params.items():
+            p.mul_(keep[name])
+
+    @torch.no_grad()
+    def test_accuracy():
+        return round(float((module(test_in).argmax(1) == test_y).float().mean()), 5)
+
+    @torch.no_grad()
+    def measure(step):
+        module.eval()
+        logits = module(val_in)
+        loss = round(float(F.cross_entropy(logits, val_y)), 5)
+        tested = step % test_every == 0 or step == iterations
+        history.append({"iteration": step, "val_loss": loss,
+                        "val_accuracy": round(float((logits.argmax(1) == val_y).float().mean()), 5),
+                        "test_accuracy": test_accuracy() if tested else None})
+        if not best or loss < best["loss"]:  # the early-stopping candidate: its weights, to test later
+            best.update(loss=loss, entry=history[-1], state={k: v.clone() for k, v in module.state_dict().items()})
+        module.train()
+
+    def on_step(step, _):
+        apply()
+        if step % eval_every == 0 or step == iterations:
+            measure(step)
+
+    apply()
+    steps_per_epoch = -(-len(x) // recipe["batch_size"])
+    train(module, {**recipe, "seed": seed}, x, y, epochs=-(-iterations // steps_per_epoch), max_steps=iterations,
+          on_step=on_step)
+    weights = {name: p.detach().numpy().copy() for name, p in params.items()}
+    if full_state:
+        weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
+        module.load_state_dict(best["state"])
+        module.eval()
+        best["entry"]["test_accuracy"] = test_accuracy()
+    return weights, history
