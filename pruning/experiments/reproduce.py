@@ -415,10 +415,7 @@ def _tfmot_trial(item):
     from .. import data
     from ..core.masks import report
     from ..core.schedules import PolynomialDecay
-    from ..models.keras_callback import MaskCallback
-    from ..models.keras_model import keras, named_variables
-    from ..training.retrain import magnitude_mask
-    from ..training.train_keras import accuracy
+    from ..training.train_keras import prune_while_finetuning
 
     model, p = load_model("mnist-conv-keras"), TFMOT
     x, y = data.load("mnist", "train")
@@ -426,30 +423,10 @@ def _tfmot_trial(item):
     x, y = (x[:n], y[:n]) if not item["limit"] else (x[:item["limit"]], y[:item["limit"]])
     end_step = -(-len(x) // p["batch_size"]) * item["epochs"]  # the tutorial's end_step: the end of fine-tuning
     schedule = PolynomialDecay(p["initial"], p["final"], begin_step=0, end_step=end_step, frequency=p["frequency"])
-    net = model.to_keras()  # a private copy of θf
-    variables = named_variables(net)
-
-    def current():
-        return {name: variables[name].numpy() for name in model.specs}
-
-    class Pruning(MaskCallback):  # TF-MOT prunes at step 0 (before the first batch), then every 100 steps
-        step = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step += 1
-            target = schedule(self.step)
-            if target is not None:
-                self.mask, self._pairs = magnitude_mask(model, current(), target, within=self.mask), None
-            self.apply()
-
-    callback = Pruning(magnitude_mask(model, current(), schedule.target(0)))
-    keras.utils.set_random_seed(item["seed"])
-    net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    net.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=p["batch_size"], epochs=item["epochs"],
-            shuffle=True, verbose=0, callbacks=[callback])
-    x_test, y_test = data.load("mnist", "test")
-    return {"accuracy": accuracy(net, x_test, y_test), "sparsity": report(callback.mask)["sparsity"],
-            "layers": {row["name"]: row["sparsity"] for row in report(callback.mask)["layers"]}}
+    accuracy, mask = prune_while_finetuning(model, schedule, x, y, data.load("mnist", "test"), epochs=item["epochs"],
+                                            batch_size=p["batch_size"], seed=item["seed"])
+    return {"accuracy": accuracy, "sparsity": report(mask)["sparsity"],
+            "layers": {row["name"]: row["sparsity"] for row in report(mask)["layers"]}}
 
 
 @EXPERIMENTS.register("tfmot", "the TF Model Optimization pruning tutorial: PolynomialDecay 50% -> 80% on MNIST")

@@ -253,3 +253,36 @@ def _hardware() -> str:
     if gpus:
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     return cpu_description()
+
+
+def prune_while_finetuning(model, schedule, x, y, test, *, epochs: int, batch_size: int, seed: int,
+                           learning_rate: float = 1e-3) -> tuple:
+    """TF-MOT's ``prune_low_magnitude`` loop on the engine (the TF-MOT pruning tutorial): fine-tune a
+    private copy of the model's θf with Adam, pruning every layer by |w| to ``schedule(step)`` (nested
+    masks, applied at step 0 and after every batch; a core.schedules schedule).  Returns (test
+    accuracy on ``test`` = (x, y), the final mask)."""
+    from ..models.keras_callback import MaskCallback
+    from .retrain import magnitude_mask
+
+    net = model.to_keras()  # a private copy of θf
+    variables = named_variables(net)
+
+    def current():
+        return {name: variables[name].numpy() for name in model.specs}
+
+    class Pruning(MaskCallback):  # TF-MOT prunes at step 0 (before the first batch), then at its frequency
+        step = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            target = schedule(self.step)
+            if target is not None:
+                self.mask, self._pairs = magnitude_mask(model, current(), target, within=self.mask), None
+            self.apply()
+
+    callback = Pruning(magnitude_mask(model, current(), schedule.target(0)))
+    keras.utils.set_random_seed(seed)
+    net.compile(keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(np.asarray(x, dtype=np.float32), np.asarray(y).astype(np.int64), batch_size=batch_size, epochs=epochs,
+            shuffle=True, verbose=0, callbacks=[callback])
+    return accuracy(net, *test), callback.mask
