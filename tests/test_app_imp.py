@@ -153,3 +153,15 @@ def test_curve_and_its_text_follow_the_round():
     assert text.startswith(f"Round 4 of 10, {rows[4]['remaining']:.1%}")
     assert f"{rows[4]['ticket_accuracy']:.2%} at iteration {rows[4]['ticket_early_stop']}" in text
     assert "none (dense network)" in charts.describe_imp_rounds(rows, 0)
+
+
+def test_a_conv_net_run_plays_too():
+    """LeNet-5's shipped run (convolutions first): the tab shows its rounds and steps through them."""
+    rounds = pruning.load_imp_run("mnist-lenet5-torch")
+    app = start("mnist-lenet5-torch")
+    assert app.slider(key="imp_round").max == len(rounds) - 1
+    app.button(key="imp_forward").click().run()
+    assert not app.exception, app.exception
+    assert app.slider(key="imp_round").value == 1
+    bars = chart(app, "imp_layers")["data"][0]
+    assert bars["x"] == pytest.approx(list(rounds[1]["layer_sparsity"].values())[::-1])

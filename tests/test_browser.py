@@ -30,24 +30,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server():
+def wait_healthy(url: str, proc, deadline: float, what: str = "streamlit did not start"):
+    """Until ``url`` answers Streamlit's health check; fails the test when ``proc`` ends or
+    ``deadline`` (time.monotonic()) passes first."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(what)
+            time.sleep(0.5)
+
+
+@contextmanager
+def running_explorer():
+    """``streamlit run app`` on a free loopback port; yields its URL, stops it afterwards."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail("streamlit did not start")
-                time.sleep(0.5)
+        wait_healthy(url, proc, time.monotonic() + 90)
         yield url
     finally:
         proc.terminate()
@@ -55,6 +61,12 @@ def server():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def server():
+    with running_explorer() as url:
+        yield url
 
 
 @contextmanager

@@ -10,14 +10,10 @@ names a folder for the other pictures.  Skips only where /usr/bin/chromium is mi
 import io
 import os
 from pathlib import Path
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, ROOT, free_port
+from test_browser import ARGS, CHROMIUM, ROOT, running_explorer
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
 
@@ -27,29 +23,8 @@ WAIT = 45_000  # ms: each wait (and so each test) stays well under a minute on a
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail("streamlit did not start")
-                time.sleep(0.5)
+    with running_explorer() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

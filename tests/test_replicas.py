@@ -21,13 +21,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
+from test_browser import ARGS, CHROMIUM, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
 MODEL = "mnist-lenet300-torch"
 SPARSITIES = (50, 80, 90, 95)  # % pruned, one per session: rows of the model's sweep.csv
@@ -110,15 +109,11 @@ def balancer(tmp_path):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{listen}"
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > test_deadline or proc.poll() is not None:
-                    pytest.fail(f"the balancer did not start:\n{log.read_text()}")
-                time.sleep(0.5)
+        try:
+            wait_healthy(url, proc, test_deadline, "the balancer did not start")
+        except pytest.fail.Exception:
+            print(log.read_text())  # the script's own log, shown with the failure
+            raise
         yield url, run, {f"127.0.0.1:{first}", f"127.0.0.1:{first + 1}"}, test_deadline
     finally:
         proc.terminate()  # the script stops nginx and both replicas

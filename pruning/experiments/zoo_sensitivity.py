@@ -14,7 +14,6 @@ import json
 import shlex
 import sys
 
-from ..errors import PruningError
 from ..io import atomic_write
 from ..models.zoo import ZOO, info, load_model
 from ..core.sensitivity import SPARSITIES, scan
@@ -65,17 +64,9 @@ def run(name: str, log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    names = sys.argv[1:] if argv is None else argv
-    if not names:
-        print("usage: python -m pruning.experiments.zoo_sensitivity NAME [NAME ...]", file=sys.stderr)
-        return 2
-    try:
-        for name in names:
-            run(name)
-    except PruningError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from .zoo_sweep import for_each_name
+
+    return for_each_name(run, __name__, argv)
 
 
 if __name__ == "__main__":

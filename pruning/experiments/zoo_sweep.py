@@ -64,10 +64,12 @@ def run(name: str, log=print) -> dict:
     return record
 
 
-def main(argv=None) -> int:
+def for_each_name(run, module: str, argv=None) -> int:
+    """The command line of a per-model generator: ``python -m <module> NAME [NAME ...]`` calls
+    ``run(name)`` for each; a PruningError is one line and exit code 2."""
     names = sys.argv[1:] if argv is None else argv
     if not names:
-        print("usage: python -m pruning.experiments.zoo_sweep NAME [NAME ...]", file=sys.stderr)
+        print(f"usage: python -m {module} NAME [NAME ...]", file=sys.stderr)
         return 2
     try:
         for name in names:
@@ -76,6 +78,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None) -> int:
+    return for_each_name(run, __name__, argv)
 
 
 if __name__ == "__main__":
