@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def snippets() -> list:
     text = README.read_text()
-    section = text.split("### Use it from your own Keras code", 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", text.split("### Use it from your own Keras code", 1)[1], maxsplit=1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
