@@ -9,6 +9,10 @@ background or a text colour, so Streamlit's theme makes them read in light and d
 """
 
 import numpy as np
+# Plotly looks pandas up in sys.modules without importing it; while another session's thread is
+# still importing pandas it finds a half-initialised module and raises.  Importing it here waits
+# for that import to finish (Python's per-module import lock), so figures never see it half-made.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
