@@ -21,15 +21,6 @@ MODEL = "mnist-lenet300-torch"
 sys.path.insert(0, str(APP))  # the app's own modules (state, inspect wrappers) for the export test
 
 
-@pytest.fixture
-def at():
-    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=180)
-    app.session_state["model"] = MODEL
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
 def headline(app) -> float:
     return float(app.metric[0].value.rstrip("%")) / 100
 

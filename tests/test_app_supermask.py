@@ -2,29 +2,13 @@
 models that ship learned scores, its page numbers equal the shipped masks' recorded accuracies,
 and the sidebar says which trained density's scores are used."""
 
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import pruning
 from pruning.training import supermask_files
 
-APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
-MODEL = "mnist-lenet300-torch"
-
-
-@pytest.fixture
-def at():
-    app = AppTest.from_file(str(APP), default_timeout=180)
-    app.session_state["model"] = MODEL
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def headline(app) -> float:
-    return float(app.metric[0].value.rstrip("%")) / 100
+from test_app import MODEL, headline  # the `at` fixture is in conftest.py
 
 
 def test_selecting_the_learned_supermask_shows_the_shipped_mask(at):

@@ -1,7 +1,6 @@
 """Learned supermasks (edge-popup, Ramanujan et al. 2020): the engine on small runs in both
 frameworks, the CLI, and the masks shipped under pretrained/<name>/supermasks/."""
 
-import io
 import json
 import os
 
@@ -10,7 +9,7 @@ import pytest
 
 import pruning
 from pruning import data
-from pruning.cli import main
+from test_cli import run
 from pruning.core.criteria import MODEL_CRITERIA, model_criteria
 from pruning.training import supermask, supermask_files
 
@@ -91,13 +90,6 @@ def test_missing_training_data_is_a_clear_error(monkeypatch, tmp_path):
         pruning.learn_supermask("mnist-lenet300-torch", keep=0.5, epochs=1)
 
 
-def run(*argv):
-    out = io.StringIO()
-    try:
-        code = main(list(argv), out=out)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    return code, out.getvalue()
 
 
 @pytest.mark.parametrize("argv", [["--keep", "0"], ["--keep", "abc"], ["--epochs", "0"], ["--seed", "x"],
