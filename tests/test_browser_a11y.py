@@ -171,11 +171,16 @@ FOCUSED = r"""() => {
 
 
 def focus_shows(page, info: dict) -> int:
-    """Pixels of the focused control's area that change when the keyboard moves the focus on (Tab)
-    and back (Shift+Tab): 0 means the focus does not show."""
+    """Pixels of the focused control's area (measured once the layout is still) that change when the
+    keyboard moves the focus on (Tab) and back (Shift+Tab): 0 means the focus does not show."""
     from PIL import Image, ImageChops
 
     box = info["box"]
+    for _ in range(50):  # an expander opening above moves the control: wait until it stays put
+        page.wait_for_timeout(100)
+        box, moved_from = page.evaluate(FOCUSED)["box"], box
+        if box == moved_from:
+            break
     focused = Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")
     page.keyboard.press("Tab")
     page.wait_for_timeout(200)
