@@ -11,15 +11,17 @@ import time
 
 import pytest
 
+import pruning
 from test_browser import CHROMIUM, ROOT, explorer_page, server  # noqa: F401  (server is a fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
 MODEL = "mnist-lenet300-torch"
+LAST = len(pruning.load_imp_run(MODEL)) - 1  # the shipped run's last round
 
 
 def shown(page) -> int:
-    text = page.locator("strong").get_by_text(re.compile(r"^Round \d+ of 10$")).first.inner_text()
-    return int(re.search(r"Round (\d+) of 10", text).group(1))
+    text = page.locator("strong").get_by_text(re.compile(rf"^Round \d+ of {LAST}$")).first.inner_text()
+    return int(re.search(r"Round (\d+) of", text).group(1))
 
 
 def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
@@ -28,11 +30,11 @@ def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
         page.set_default_timeout(30_000)
         page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=40_000)
         page.get_by_role("tab", name="IMP rounds").click()
-        page.get_by_text("Round 0 of 10", exact=True).wait_for()
+        page.get_by_text(f"Round 0 of {LAST}", exact=True).wait_for()
         page.get_by_role("button", name="Step forward").click()
-        page.get_by_text("Round 1 of 10", exact=True).wait_for()
+        page.get_by_text(f"Round 1 of {LAST}", exact=True).wait_for()
         page.get_by_role("button", name="Play").click()
-        page.get_by_text("Round 3 of 10", exact=True).wait_for(timeout=15_000)  # one round a second, nothing pressed
+        page.get_by_text(f"Round 3 of {LAST}", exact=True).wait_for(timeout=15_000)  # a round a second, untouched
         page.get_by_role("button", name="Pause").click()
         page.get_by_role("button", name="Play").wait_for()
         stopped = shown(page)
@@ -41,7 +43,7 @@ def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
         page.get_by_role("slider").last.focus()  # the round slider: scrub with the keyboard
         for _ in range(6 - stopped):
             page.keyboard.press("ArrowRight")
-        page.get_by_text("Round 6 of 10", exact=True).wait_for()
+        page.get_by_text(f"Round 6 of {LAST}", exact=True).wait_for()
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
         page.add_style_tag(content='[data-testid="stHeader"] { display: none; }')  # not over the picture
         page.wait_for_timeout(1500)  # let the charts settle for the picture
@@ -50,12 +52,12 @@ def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
         out = ROOT / "docs" / "imp-player.png" if update else tmp_path / "imp-player.png"
         page.locator('[data-testid="stTabs"]').screenshot(path=str(out))
         assert out.stat().st_size > 10_000
-        for _ in range(2):  # round 8, then Play: a timer tick reaches the last round, and it stops there
-            page.keyboard.press("ArrowRight")
-        page.get_by_text("Round 8 of 10", exact=True).wait_for()
+        for r in range(7, LAST - 1):  # to two rounds before the last, then Play: timer ticks reach the last
+            page.keyboard.press("ArrowRight")  # round, and it stops there
+            page.get_by_text(f"Round {r} of {LAST}", exact=True).wait_for()
         page.get_by_role("button", name="Play").click()
-        page.get_by_text("Round 10 of 10", exact=True).wait_for(timeout=15_000)
+        page.get_by_text(f"Round {LAST} of {LAST}", exact=True).wait_for(timeout=15_000)
         page.get_by_role("button", name="Play").wait_for(timeout=15_000)  # Pause became Play again
         page.wait_for_timeout(2500)
-        assert shown(page) == 10 and not page.locator('[data-testid="stException"]').count()
+        assert shown(page) == LAST and not page.locator('[data-testid="stException"]').count()
     print(f"browser check: {time.perf_counter() - start:.1f} s")

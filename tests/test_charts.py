@@ -5,6 +5,7 @@ from pathlib import Path
 import sys
 
 import numpy as np
+import pytest
 import plotly.graph_objects as go
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
@@ -232,3 +233,31 @@ def test_legends_sit_below_the_chart_clear_of_its_toolbar():
     for fig in (charts.accuracy_curve(curve, 0.98, None), charts.per_class([0.9], [0.8], ["0"])):
         assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
         assert fig.layout.legend.yanchor == "bottom"
+
+
+def test_charts_built_without_validation_are_valid_plotly_figures():
+    """accuracy_curve, layer_sparsity, histograms and init_final_scatter skip Plotly's validation
+    for speed (charts._figure); rebuilding their output with validation must accept every property."""
+    curves = {"large_final layer": {"sparsity": [0.0, 0.5, 0.9], "accuracy": [0.98, 0.97, 0.8]},
+              "random layer": {"sparsity": [0.0, 0.5], "accuracy": [0.98, 0.6]}}
+    live = {"sparsity": 0.9, "accuracy": 0.8, "label": "your mask (live)"}
+    control = {"sparsity": 0.9, "accuracy": 0.2, "label": "random mask"}
+    edges = np.linspace(-1, 1, 5)
+    hist = {"final": {"edges": edges, "kept": np.array([1, 0, 0, 2]), "pruned": np.array([0, 5, 5, 0])},
+            "init": {"edges": edges, "kept": np.array([1, 1, 0, 1]), "pruned": np.array([2, 3, 3, 2])}}
+    sample = {"init": np.array([0.1, -0.2, 0.3]), "final": np.array([0.5, 0.0, -0.4]),
+              "kept": np.array([True, False, True]), "total": 3}
+    figures = [charts.accuracy_curve(curves, 0.98, live, control), charts.accuracy_curve({}, 0.5, None, None),
+               charts.layer_sparsity([{"name": "a", "sparsity": 0.5, "total": 10}]),
+               charts.histograms(hist, "fc1.weight"), charts.histograms({"final": hist["final"]}, "fc1.weight"),
+               charts.init_final_scatter(sample, "fc1.weight")]
+    for fig in figures:
+        spec = fig.to_dict()
+        assert go.Figure(spec).to_dict() == spec  # raises ValueError on any property Plotly does not know
+    assert fig.layout.title.text.startswith("fc1.weight: 3 weights")  # attribute access works as on any figure
+
+
+def test_the_validity_check_catches_a_misspelt_property():
+    bad = charts._figure([dict(type="scatter", x=[1], colour="red")], {})
+    with pytest.raises(ValueError, match="colour"):
+        go.Figure(bad.to_dict())
