@@ -1,5 +1,8 @@
 """Streamlit's after-run hook, adjusted for a server many sessions share.
 
+Importing this module also bounds glibc's malloc for the server (``malloc.py``: at most 2 arenas,
+and free memory handed back to the OS after a run, at most once every 10 s).
+
 After every script run of every session, Streamlit calls
 ``keras.backend.clear_session()`` once Keras is imported
 (``streamlit.runtime.scriptrunner.script_runner._clean_problem_modules``, a guard for apps that
@@ -15,8 +18,11 @@ import sys
 
 from streamlit.runtime.scriptrunner import script_runner
 
+import malloc
+
 
 def _clean_problem_modules() -> None:
+    malloc.trim_now_and_then()
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         try:
@@ -25,5 +31,6 @@ def _clean_problem_modules() -> None:
             pass
 
 
+malloc.limit_arenas()
 if hasattr(script_runner, "_clean_problem_modules"):
     script_runner._clean_problem_modules = _clean_problem_modules
