@@ -19,17 +19,24 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def _mean_std(cell: str) -> tuple:
+    """'0.981 ± 0.002' -> (0.981, 0.002); 'n/a' -> (None, None)."""
+    if cell == "n/a":
+        return None, None
+    mean, _, std = cell.partition("±")
+    return float(mean), float(std or 0)
+
+
 def measured_rows(text: str) -> list:
-    """[(remaining %, ticket, random or None, dense)] from the section's Markdown table."""
+    """[(remaining %, ticket, random or None, ticket std, random std or None)] (means and standard
+    deviations over seeds) from the section's Markdown table."""
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and re.fullmatch(r"\d+", cells[0]):
-            remaining = float(cells[1].rstrip("%"))
-            ticket = float(cells[2])
-            control = None if cells[3] == "n/a" else float(cells[3])
-            rows.append((remaining, ticket, control))
+            (ticket, ticket_std), (control, control_std) = _mean_std(cells[2]), _mean_std(cells[3])
+            rows.append((float(cells[1].rstrip("%")), ticket, control, ticket_std, control_std))
     if not rows:
         raise SystemExit(f"no IMP table under '{SECTION}' in reproductions.md")
     return rows
@@ -38,9 +45,11 @@ def measured_rows(text: str) -> list:
 def figure(rows: list) -> go.Figure:
     remaining = [r[0] for r in rows]
     fig = go.Figure()
-    fig.add_scatter(x=remaining, y=[r[1] for r in rows], mode="lines+markers", name="ticket: rewind to θ0")
-    fig.add_scatter(x=[r[0] for r in rows if r[2] is not None], y=[r[2] for r in rows if r[2] is not None],
-                    mode="lines+markers", name="same masks, random re-initialisation")
+    fig.add_scatter(x=remaining, y=[r[1] for r in rows], error_y=dict(array=[r[3] for r in rows]),
+                    mode="lines+markers", name="ticket: rewind to θ0 (mean ± std over seeds)")
+    control = [r for r in rows if r[2] is not None]
+    fig.add_scatter(x=[r[0] for r in control], y=[r[2] for r in control], error_y=dict(array=[r[4] for r in control]),
+                    mode="lines+markers", name="same masks, random re-initialisation", line=dict(dash="dash"))
     dense = rows[0][1]
     fig.add_hrect(y0=dense - 0.005, y1=dense + 0.005, fillcolor="grey", opacity=0.15, line_width=0,
                   annotation_text="dense ± 0.5 points", annotation_position="top left")
