@@ -9,6 +9,7 @@ from pruning.models.adapter import ADAPTERS
 from pruning.core.criteria import ALIAS_DOCS, MODEL_CRITERIA, model_criteria
 from pruning.core.inspect import default_limit, fixed_sparsity
 
+from bn_ui import IMAGES as BN_IMAGES
 from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
 
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
@@ -210,6 +211,18 @@ def _percent(text: str) -> float:
     return min(max(value, 0.0), 99.9)
 
 
+def _flag(text: str) -> bool:
+    if text not in ("True", "False"):  # as the address bar writes a toggle
+        raise ValueError(text)
+    return text == "True"
+
+
+def _bn_images(text: str) -> int:
+    if text not in {str(n) for n in BN_IMAGES}:
+        raise ValueError(text)
+    return int(text)
+
+
 def _pattern(text: str) -> str:
     if fixed_sparsity(text) is None:  # PruningError (a ValueError) for a malformed pattern
         raise ValueError(text)
@@ -223,7 +236,8 @@ SETTING = {"strategy": _one_of(lambda: [*pruning.CRITERIA, *MODEL_CRITERIA, *pru
            "scope": _one_of(lambda: pruning.SCOPES), "granularity": _one_of(lambda: GRANULARITIES),
            "nm": _pattern, "weights": _one_of(lambda: pruning.WEIGHT_SETS), "sparsity_pct": _percent}
 LINKED = {"model": _one_of(lambda: [r["name"] for r in catalogue()]), **SETTING,
-          **{B + key: read for key, read in SETTING.items()}}
+          **{B + key: read for key, read in SETTING.items()},
+          "bn_recalibrate": _flag, "bn_images": _bn_images}  # the batch-norm toggle (models with batch norm)
 MAX_LINKED = 100  # characters: a longer value in a link is ignored unread
 
 

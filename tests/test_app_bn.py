@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import pruning
 from pruning import data
+from pruning.core import batchnorm
 from pruning.core.inspect import default_limit
 
 APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
@@ -66,3 +67,24 @@ def test_disabled_with_a_reason_without_training_data(monkeypatch):
     toggle = app.sidebar.toggle(key="bn_recalibrate")
     assert toggle.disabled
     assert any("needs the cifar10 training split" in c.value and data.ENV in c.value for c in app.sidebar.caption)
+
+
+@needs_cifar
+def test_a_shared_link_carries_the_toggle_and_its_images():
+    app = AppTest.from_file(str(APP), default_timeout=300)
+    app.query_params.update({"model": RESNET, "bn_recalibrate": "True", "bn_images": "500"})
+    app.run()
+    assert not app.exception, app.exception
+    assert app.sidebar.toggle(key="bn_recalibrate").value and app.sidebar.selectbox(key="bn_images").value == 500
+    assert [m for m in app.metric if m.label == "With recalibration"]
+    app.sidebar.toggle(key="bn_recalibrate").set_value(False).run()
+    assert app.query_params["bn_recalibrate"] == "False"  # the address bar follows, so the link can be shared
+    for query, on, images in (({"bn_recalibrate": "on"}, False, None),  # values a control could not take
+                              ({"bn_recalibrate": "True", "bn_images": "123"}, True, batchnorm.DEFAULT_IMAGES)):
+        app = AppTest.from_file(str(APP), default_timeout=300)
+        app.query_params.update({"model": RESNET, **query})
+        app.run()
+        assert not app.exception, app.exception
+        assert app.sidebar.toggle(key="bn_recalibrate").value == on
+        if images:
+            assert app.sidebar.selectbox(key="bn_images").value == images

@@ -43,6 +43,8 @@ LINKS = [
     ({"granularity": "N:M", "nm": "2:4\x00"}, {"granularity": "N:M", "nm": "2:4"}),
     ({"granularity": "N:M", "nm": " 4 : 8 "}, {"granularity": "N:M", "nm": "4:8"}),
     ({"granularity": "unit\r\n"}, {"granularity": "weight"}),
+    ({"bn_recalibrate": "1" * 5000, "bn_images": "1e999"}, {}),
+    ({"bn_recalibrate": "yes", "bn_images": "-500"}, {}),
 ]
 
 
