@@ -139,8 +139,11 @@ def class_tables(r: dict) -> list:
     i = r.get("i_cold_start")
     if i:
         out.append(("i. Cold start: `streamlit run app` -> first accuracy" + pinned,
-                    table(["in Chromium (median)", "runs", "over the websocket (median)", "TensorFlow loaded"],
+                    table(["in Chromium (median)", "runs", "Chromium: page's websocket open",
+                           "Chromium: last server message before the accuracy showed", "over the websocket (median)",
+                           "TensorFlow loaded"],
                           [[_t(i["chromium_median"]), ", ".join(_t(x) for x in i["chromium_seconds"]),
+                            _t(i.get("chromium_websocket_open_median")), _t(i.get("chromium_last_message_median")),
                             _t(i["websocket_median"]), "yes" if i["tensorflow_loaded"] else "no"]])))
     j = r.get("j_class")
     if j:
