@@ -41,8 +41,10 @@ def test_imp_tab_steps_and_plays(server, tmp_path):  # noqa: F811
         page.wait_for_timeout(2500)  # paused: two timer periods pass without a new round
         assert shown(page) == stopped
         page.get_by_role("slider").last.focus()  # the round slider: scrub with the keyboard
-        for _ in range(6 - stopped):
-            page.keyboard.press("ArrowRight")
+        step = 1 if stopped < 6 else -1
+        for r in range(stopped + step, 6 + step, step):  # one key at a time: each press is a rerun
+            page.keyboard.press("ArrowRight" if step > 0 else "ArrowLeft")
+            page.get_by_text(f"Round {r} of {LAST}", exact=True).wait_for()
         page.get_by_text(f"Round 6 of {LAST}", exact=True).wait_for()
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
         page.add_style_tag(content='[data-testid="stHeader"] { display: none; }')  # not over the picture
