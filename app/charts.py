@@ -30,8 +30,8 @@ PRUNED_PATTERN = "/"  # hatch on pruned (and reference) bars: a cue besides colo
 
 def _figure(data: list, layout: dict) -> go.Figure:
     """A figure from plain dicts, built without Plotly's property-by-property validation: 10-20x
-    faster, and the charts below it are rebuilt on every slider move.  tests/test_charts.py builds
-    every chart and validates it, so a misspelt property still fails a test."""
+    faster, for the charts rebuilt on every slider move (the others use Plotly's API, validated).
+    tests/test_charts.py validates every chart built here, so a misspelt property still fails a test."""
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 

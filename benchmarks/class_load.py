@@ -193,8 +193,9 @@ def part_j(server_cpus: str, sessions: int, seconds: float, cifar_sessions: int,
         moves = max(2, int(check_seconds / 4))
         first = asyncio.run(W.load(url, "mnist-lenet300-torch", 1, 1))
         browser = chromium_check(url, browsers, moves, first["scope"])
+        alone = chromium_check(url, 1, moves, first["scope"])  # one browser: the client core is all its own
         generator = asyncio.run(W.load(url, "mnist-lenet300-torch", browsers, check_seconds))
-        out["chromium_check"] = {"chromium": browser, "websocket": generator}
+        out["chromium_check"] = {"chromium": browser, "chromium_alone": alone, "websocket": generator}
     finally:
         W.stop_server(proc)
     return out

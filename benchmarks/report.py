@@ -155,13 +155,15 @@ def class_tables(r: dict) -> list:
                               for c in [j["mnist"], *j.get("cifar", [])] if c["errors"] or c["mixups"])))
         check = j.get("chromium_check")
         if check:
-            b, g = check["chromium"], check["websocket"]
+            g = check["websocket"]
+            browsers = [check[k] for k in ("chromium", "chromium_alone") if k in check]
             out.append(("j. The generator beside real Chromium sessions (same server, mnist-lenet300-torch)",
                         table(["client", "sessions", "moves", "p50", "p95", "max", "problems"],
                               [["Chromium (benchmarks/browser.py)", b["sessions"], b["completed"], _ms(b["p50"]),
-                                _ms(b["p95"]), _ms(b["max"]), len(b["problems"]) + len(b["mismatches"])],
-                               ["websocket generator", g["sessions"], g["moves"], _ms(g["p50"]), _ms(g["p95"]),
-                                _ms(g["max"]), len(g["errors"]) + len(g["mixups"])]])))
+                                _ms(b["p95"]), _ms(b["max"]), len(b["problems"]) + len(b["mismatches"])]
+                               for b in browsers]
+                              + [["websocket generator", g["sessions"], g["moves"], _ms(g["p50"]), _ms(g["p95"]),
+                                  _ms(g["max"]), len(g["errors"]) + len(g["mixups"])]])))
         mem = j.get("memory")
         if mem:
             out.append(("j. Server memory after every zoo model was visited",
