@@ -3,6 +3,7 @@
 import streamlit as st
 
 import pruning
+from pruning.core.criteria import MODEL_CRITERIA
 from pruning.experiments.imp_runs import available
 from pruning.experiments.imp_table import imp_table
 
@@ -80,6 +81,15 @@ with errors_shown():
                     f"layer's constant with its initial sign (*signed constant*): **{sign_const.accuracy:.2%}**. "
                     "The values are untrained, yet far above chance: choosing which connections exist is a "
                     "form of learning.")
+        keeps = MODEL_CRITERIA["learned_supermask"].trained(state.model(name))
+        if keeps:
+            keep = min(keeps, key=lambda k: abs(k - 0.5))
+            learned = state.evaluation(magnitude._replace(strategy="learned_supermask", scope="layer",
+                                                          sparsity=1 - keep), "init")
+            st.markdown(f"Ramanujan et al. (2020) took the last step: *train* a score for every connection of the "
+                        f"untrained network and keep the best-scoring ones (edge-popup), never changing θ0. The "
+                        f"Explorer's criterion `learned_supermask` ships such a mask for this model: "
+                        f"{1 - keep:.0%} of the weights pruned, on θ0, it scores **{learned.accuracy:.2%}**.")
     st.header("6 · How far can you go?")
     with st.spinner("Sweeping four sparsity levels…"):
         curves = {"large_final": state.live_curve(magnitude, LEVELS),

@@ -45,3 +45,17 @@ def test_only_models_that_ship_scores_offer_it(at):
     assert not at.exception, at.exception
     assert "learned_supermask" not in at.sidebar.selectbox(key="strategy").options
     assert at.sidebar.selectbox(key="strategy").value == "large_final"  # fell back to the first criterion
+
+
+def test_the_guided_tour_shows_the_shipped_learned_supermask():
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import APP_SCRIPT
+
+    app = AppTest.from_file(str(APP_SCRIPT.parent / "tour.py"), default_timeout=180)
+    app.session_state["tour_model"] = MODEL
+    app.run()
+    assert not app.exception, app.exception
+    shipped = pruning.load_mask(supermask_files.mask_path(MODEL, 0.5), pruning.load_model(MODEL))
+    text = next(m.value for m in app.markdown if "learned_supermask" in m.value)
+    assert "50% of the weights pruned" in text and f"{shipped.meta['accuracy']:.2%}" in text
