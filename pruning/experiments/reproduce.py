@@ -272,7 +272,10 @@ def lottery_ticket(quick, seeds, run):
         "retraining's data order and the control's initialisation. Published claim: the ticket stays within 0.5 "
         "points of dense down to 7% of weights remaining or fewer, and the random re-initialisation is clearly worse.",
         _differences("Retraining: a fixed number of epochs per round; the paper trains 50,000 iterations and reports "
-                     "the accuracy at early stopping (validation loss)."),
+                     "the accuracy at early stopping (validation loss).",
+                     f"Dense baseline: round 0 is the zoo's network, trained 20 epochs; each round retrains "
+                     f"{train['epochs']} epoch(s), so the first rounds sit below it partly because they train less "
+                     "(`imp-rounds` below compares at equal training)."),
         _table(["round", "weights remaining", "ticket (rewind to θ0)", "random re-init", "ticket vs dense (points)"],
                table)])
 
