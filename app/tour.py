@@ -89,7 +89,7 @@ with errors_shown():
             st.markdown(f"Ramanujan et al. (2020) took the last step: *train* a score for every connection of the "
                         f"untrained network and keep the best-scoring ones (edge-popup), never changing θ0. The "
                         f"Explorer's criterion `learned_supermask` ships such a mask for this model: "
-                        f"{1 - keep:.0%} of the weights pruned, on θ0, it scores **{learned.accuracy:.2%}**.")
+                        f"with {1 - keep:.0%} of the weights pruned, on θ0, it scores **{learned.accuracy:.2%}**.")
     st.header("6 · How far can you go?")
     with st.spinner("Sweeping four sparsity levels…"):
         curves = {"large_final": state.live_curve(magnitude, LEVELS),
