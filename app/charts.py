@@ -193,15 +193,15 @@ def histograms(hist: dict, layer: str) -> go.Figure:
     panel = (1 - gap * (cols - 1)) / cols
     data, layout = [], dict(barmode="stack", annotations=[], **_sizing(340, side_legend=True, top=60))
     for col, (key, h) in enumerate(hist.items(), start=1):
-        x, y, left = f"x{col if col > 1 else ''}", f"y{col if col > 1 else ''}", (col - 1) * (panel + gap)
-        layout[f"xaxis{col if col > 1 else ''}"] = dict(anchor=y, domain=[left, left + panel])
-        layout[f"yaxis{col if col > 1 else ''}"] = dict(anchor=x, domain=[0.0, 1.0])
+        n, left = col if col > 1 else "", (col - 1) * (panel + gap)  # Plotly's axes: x, x2, ...
+        layout[f"xaxis{n}"] = dict(anchor=f"y{n}", domain=[left, left + panel])
+        layout[f"yaxis{n}"] = dict(anchor=f"x{n}", domain=[0.0, 1.0])
         layout["annotations"].append(dict(font=dict(size=16), showarrow=False, text=titles[key], x=left + panel / 2,
                                           xanchor="center", xref="paper", y=1.0, yanchor="bottom", yref="paper"))
         centres = (np.asarray(h["edges"][:-1]) + np.asarray(h["edges"][1:])) / 2
         width = float(h["edges"][1] - h["edges"][0])
         for part, colour, pattern in (("kept", KEPT, ""), ("pruned", PRUNED, PRUNED_PATTERN)):
-            data.append(dict(type="bar", x=centres, y=h[part], width=width, name=part, xaxis=x, yaxis=y,
+            data.append(dict(type="bar", x=centres, y=h[part], width=width, name=part, xaxis=f"x{n}", yaxis=f"y{n}",
                              marker=dict(color=colour, pattern=dict(shape=pattern, fillmode="overlay",
                                                                      fgcolor="#ffffff")),
                              showlegend=col == 1, legendgroup=part))

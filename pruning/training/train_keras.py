@@ -26,10 +26,9 @@ def untrainable(model) -> str | None:
 
 def torch_initial_state(torch_name: str, seed: int | None = None) -> dict:
     """θ0 of a PyTorch zoo model as numpy arrays, state_dict names (deterministic from its seed)."""
-    from .train_torch import initial_module
+    from .train_torch import initial_state
 
-    recipe = RECIPES[torch_name] | ({} if seed is None else {"seed": seed})
-    return {k: v.detach().cpu().numpy() for k, v in initial_module(recipe).state_dict().items()}
+    return initial_state(RECIPES[torch_name] | ({} if seed is None else {"seed": seed}))
 
 
 def load_torch_state(model: keras.Model, state: dict) -> None:

@@ -315,9 +315,8 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
     steps_per_epoch = -(-len(x) // recipe["batch_size"])
     train(module, {**recipe, "seed": seed}, x, y, epochs=-(-iterations // steps_per_epoch), max_steps=iterations,
           on_step=on_step)
-    weights = {name: p.detach().numpy().copy() for name, p in params.items()}
-    if full_state:
-        weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    kept = module.state_dict().items() if full_state else params.items()
+    weights = {name: p.detach().numpy().copy() for name, p in kept}
     if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
         module.load_state_dict(best["state"])
         module.eval()
