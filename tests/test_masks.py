@@ -73,3 +73,33 @@ def test_stratified_subset_is_proportional_and_deterministic():
     assert np.array_equal(idx, stratified_indices(y, 10))
     assert len(stratified_indices(y, 7)) == 7
     assert len(stratified_indices(y, None)) == 100
+
+
+def test_a_lying_npy_header_is_refused_before_the_member_is_unpacked(tmp_path):
+    """The .npy header says 10 bools; the zip says the member unpacks to 100 MB (zeros, ~1000:1).
+    The header is judged against the declared size first, so the 100 MB are never allocated."""
+    import tracemalloc
+
+    import hostile as h
+
+    path = tmp_path / "mask.npz"
+    path.write_bytes(h.deflate_bomb("fc1.weight.npy", 100 * 2**20, h.npy((10,), bool, b"")))
+    tracemalloc.start()
+    try:
+        with pytest.raises(pruning.PruningError, match=r"declares 10 bytes of data \(shape \(10,\)\) but holds"):
+            masks.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, f"{peak / 2**20:.0f} MB allocated"
+
+
+@pytest.mark.parametrize("member", [b"\x93NUMPY\x01\x00\xff\xff" + b" " * 8000, b"\x93NUMPY\x01\x00" + b"\xff" * 40])
+def test_a_npy_header_that_is_over_4_kb_or_unreadable_is_one_line(tmp_path, member):
+    import hostile as h
+
+    path = tmp_path / "mask.npz"
+    path.write_bytes(h.zip_bytes([("fc1.weight.npy", member)]))
+    with pytest.raises(pruning.PruningError, match="over 4096 bytes|not a valid .npz mask") as info:
+        masks.load(path)
+    assert "\n" not in str(info.value)

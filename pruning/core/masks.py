@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import PruningError, quote
 from ..io import atomic_write
-from ..uploads.readers.archive import read_zip
+from ..uploads.readers.archive import HEAD_BYTES, read_zip
+from ..uploads.readers.common import first_line, json_depth
 
 META_KEY = "__meta__"
 MAX_UNPACKED = 256 * 2**20  # a mask file's arrays in total, before any is decompressed (zip bombs)
@@ -74,27 +75,9 @@ def save(mask: Mask, path) -> None:
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays, **{META_KEY: np.array(meta)}))
 
 
-def _json_depth(text: str) -> int:
-    """How deeply ``text``'s JSON arrays and objects nest, counted without parsing it."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-def _npy_array(data: bytes, name: str, label: str) -> np.ndarray:
-    """The array of one .npy member, once its header shows a plain dtype and a shape that
-    matches the member's size (nothing is allocated for a header that lies)."""
-    f = io.BytesIO(data)
+def _npy_header(f, name: str, label: str):
+    """(shape, dtype) of a .npy member read from ``f``, once it shows format 1.0 or 2.0, a plain
+    dtype (``__meta__``: a string) and a shape of non-negative sizes."""
     version = np.lib.format.read_magic(f)
     if version not in ((1, 0), (2, 0)):
         raise PruningError(f"{label}: {name} uses .npy format {version}; only 1.0 and 2.0 are accepted")
@@ -105,10 +88,38 @@ def _npy_array(data: bytes, name: str, label: str) -> np.ndarray:
         raise PruningError(f"{label}: {name} holds {dtype} values; only bool, int, uint and float arrays are accepted")
     if any(not isinstance(n, int) or n < 0 for n in shape):
         raise PruningError(f"{label}: {name} declares the shape {shape}")
+    return shape, dtype
+
+
+def _npy_size(f, name: str, label: str, size: int) -> None:
+    """Refuse a .npy member of ``size`` bytes whose header declares another amount of data."""
+    shape, dtype = _npy_header(f, name, label)
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if nbytes != len(data) - f.tell():
+    if nbytes != size - f.tell():
         raise PruningError(f"{label}: {name} declares {nbytes} bytes of data (shape {shape}) but holds "
-                           f"{len(data) - f.tell()}")
+                           f"{size - f.tell()}")
+
+
+def _npy_head(label: str):
+    """``read_zip``'s ``head`` check for a mask: each .npy header, judged against the member's
+    declared size before the member is unpacked (its header must fit in the first HEAD_BYTES)."""
+    def check(name: str, head: bytes, declared: int) -> None:
+        try:
+            _npy_size(io.BytesIO(head), name, label, declared)
+        except PruningError:
+            raise
+        except (ValueError, EOFError) as exc:
+            if len(head) >= HEAD_BYTES:
+                raise PruningError(f"{label}: the .npy header of {name} is over {HEAD_BYTES} bytes") from None
+            raise PruningError(f"cannot read {label}: not a valid .npz mask ({first_line(exc)})") from None
+    return check
+
+
+def _npy_array(data: bytes, name: str, label: str) -> np.ndarray:
+    """The array of one .npy member, once its header shows a plain dtype and a shape that
+    matches the member's size (nothing is allocated for a header that lies)."""
+    f = io.BytesIO(data)
+    _npy_size(f, name, label, len(data))
     f.seek(0)
     return np.lib.format.read_array(f, allow_pickle=False)
 
@@ -118,7 +129,7 @@ def _meta(data: bytes, label: str) -> dict:
     if len(data) > MAX_META:
         raise PruningError(f"{label}: its {META_KEY} is over {MAX_META // 2**10} KB")
     text = str(_npy_array(data, META_KEY + ".npy", label))
-    if _json_depth(text) > MAX_META_DEPTH:
+    if json_depth(text) > MAX_META_DEPTH:
         raise PruningError(f"{label}: its {META_KEY} nests deeper than {MAX_META_DEPTH} levels")
     meta = json.loads(text)
     if not isinstance(meta, dict):
@@ -129,8 +140,9 @@ def _meta(data: bytes, label: str) -> dict:
 def load(path, shapes: dict | None = None) -> Mask:
     """Read a mask saved by ``save`` (a path or an uploaded file object); with ``shapes``
     (name -> shape) also validate it.  The zip is vetted by ``readers.archive.read_zip``: only
-    .npy members, at most MAX_UNPACKED bytes in all; each .npy header is checked before its array
-    is read, and ``__meta__`` must be a small, shallow JSON object."""
+    .npy members, at most MAX_UNPACKED bytes in all; each .npy header is checked against the
+    member's declared size before the member is unpacked, and again against its bytes before the
+    array is made; ``__meta__`` must be a small, shallow JSON object."""
     label = f"mask file {path}"
     try:
         f = path if hasattr(path, "read") else open(path, "rb")
@@ -143,7 +155,7 @@ def load(path, shapes: dict | None = None) -> Mask:
         # MAX_UNPACKED bounds a bomb
         members = read_zip(f, label, ".npz mask", allow=lambda name: name.endswith(".npy"),
                            why="only .npy arrays are accepted in a mask file", max_member=MAX_UNPACKED,
-                           max_total=MAX_UNPACKED, max_ratio=None)
+                           max_total=MAX_UNPACKED, max_ratio=None, head=_npy_head(label))
         meta = _meta(members.pop(META_KEY + ".npy"), label) if META_KEY + ".npy" in members else {}
         arrays = {name[:-4]: _npy_array(data, name, label) for name, data in members.items()}
     except PruningError:

@@ -28,6 +28,7 @@ ARCHIVE_MAGIC = [(0, b"PK\x03\x04", "zip"), (0, b"PK\x05\x06", "zip"), (0, b"PK\
                  (0, b"7z\xbc\xaf\x27\x1c", "7z"), (257, b"ustar", "tar")]
 DIRECTORY_ENTRY_BYTES = 1024  # the most central-directory bytes allowed per member (46 + name + extra)
 MAX_NAME = 512
+HEAD_BYTES = 4096  # what ``read_zip``'s ``head`` check sees of a member before the rest is read
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f\\]|^/|^[A-Za-z]:|(^|/)\.{1,2}(/|$)|//")
 _EOCD, _EOCD64_LOCATOR, _EOCD64 = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
 
@@ -75,8 +76,9 @@ def _check_name(name: str, seen: dict, allowed, label: str, why: str) -> None:
         raise PruningError(f"{label} contains {quote(name)}: {why}")
 
 
-def _read_member(z, info, label: str, max_member: int, max_ratio, ratio_above: int) -> bytes:
-    """The member's bytes, reading at most ``max_member + 1`` of them whatever its header says."""
+def _read_member(z, info, label: str, max_member: int, max_ratio, ratio_above: int, head=None) -> bytes:
+    """The member's bytes, reading at most ``max_member + 1`` of them whatever its header says;
+    ``head(name, first_bytes, declared_size)`` may refuse it from its first HEAD_BYTES first."""
     name = info.filename
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise PruningError(f"{label}: the member {quote(name)} uses a compression other than stored or deflate")
@@ -89,7 +91,10 @@ def _read_member(z, info, label: str, max_member: int, max_ratio, ratio_above: i
         raise PruningError(f"{label}: the member {quote(name)} unpacks more than {max_ratio} times its packed size "
                            f"(a zip bomb?)")
     with z.open(info) as f:
-        data = f.read(min(info.file_size, max_member) + 1)
+        data = f.read(min(info.file_size, HEAD_BYTES))
+        if head is not None:
+            head(name, data, info.file_size)
+        data += f.read(min(info.file_size, max_member) + 1 - len(data))
     if len(data) > max_member:
         raise PruningError(f"{label}: the member {quote(name)} unpacks to more than {max_member / 2**20:.0f} MB")
     if len(data) != info.file_size:
@@ -104,7 +109,7 @@ def _read_member(z, info, label: str, max_member: int, max_ratio, ratio_above: i
 def read_zip(source, label: str, what: str = "zip archive", *, allow=None, why: str | None = None,
              nested=(), max_members: int = MAX_MEMBERS, max_member: int = MAX_BYTES,
              max_total: int = MAX_UNPACKED, max_ratio: float | None = MAX_RATIO,
-             ratio_above: int = RATIO_ABOVE) -> dict:
+             ratio_above: int = RATIO_ABOVE, head=None) -> dict:
     """Vet the zip archive ``source`` (a path or a seekable binary file object) and return its
     members, name -> bytes, in archive order (directory entries left out).
 
@@ -113,6 +118,8 @@ def read_zip(source, label: str, what: str = "zip archive", *, allow=None, why: 
     ``allow`` and ``nested`` are rules on member names: None (any), a regex (full match) or a
     predicate; ``allow`` says which members may be there (``why`` ends the refusal), ``nested``
     which ones may hold bytes that look like an archive.  ``max_ratio=None`` skips the ratio test.
+    ``head(name, first_bytes, declared_size)``, when given, sees each member's first HEAD_BYTES
+    before the rest is read, and may refuse it (e.g. a file-format header that lies about its size).
     """
     allowed = _rule(allow)
     nested_ok = _rule(nested) if nested else (lambda name: False)
@@ -140,7 +147,7 @@ def read_zip(source, label: str, what: str = "zip archive", *, allow=None, why: 
             for info in infos:
                 if info.filename.endswith("/"):
                     continue
-                data = _read_member(z, info, label, max_member, max_ratio, ratio_above)
+                data = _read_member(z, info, label, max_member, max_ratio, ratio_above, head)
                 total += len(data)
                 if total > max_total:
                     raise PruningError(f"{label} unpacks to more than {max_total / 2**20:.0f} MB")

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 import logging
 from pathlib import Path
+import re
 import threading
 import warnings
 
@@ -16,6 +17,20 @@ RATIO_ABOVE = 2**20
 EVAL_BATCH = 1000  # images per forward pass of a .pt2 program with a dynamic batch
 MAX_INTERMEDIATE = 256 * 2**20  # bytes of a .pt2 program's largest tensor, at its evaluation batch
 MAX_FLOPS_PER_IMAGE = 2 * 10**9  # a .pt2 program's work per image (FLOPs + elements written); ResNet-20: 0.08e9
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, escapes included
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text``'s JSON arrays and objects nest, counted without parsing it (brackets
+    inside strings do not count)."""
+    depth = deepest = 0
+    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def first_line(exc) -> str:

@@ -14,6 +14,7 @@ import json
 import math
 
 from ...errors import PruningError, quote
+from .common import json_depth
 
 MAX_CONFIG_BYTES = 2**20
 MAX_DEPTH = 64
@@ -44,17 +45,6 @@ def _refuse(label: str, reason: str) -> PruningError:
 
 # --- size and depth ----------------------------------------------------------------------------
 
-def _depth(value) -> int:
-    """How deeply lists and objects nest in a parsed JSON value (iteratively: no recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def parse_config(data: bytes, label: str) -> dict:
     """``config.json``'s bytes -> a JSON object, refusing over MAX_CONFIG_BYTES (unparsed), over
     MAX_DEPTH, or with Python code in it (``check_code``)."""
@@ -64,13 +54,14 @@ def parse_config(data: bytes, label: str) -> dict:
             size, cap = f"{len(data):,} bytes", f"{cap} ({MAX_CONFIG_BYTES:,} bytes)"
         raise _refuse(label, f"config.json is {size}; the limit is {cap}")
     try:
-        config = json.loads(data)
-    except RecursionError:
-        raise _refuse(label, f"config.json nests deeper than {MAX_DEPTH} levels") from None
+        text = data.decode("utf-8")
+        if json_depth(text) > MAX_DEPTH:  # counted before parsing, so a deep config is never parsed
+            raise _refuse(label, f"config.json nests deeper than {MAX_DEPTH} levels")
+        config = json.loads(text)
+    except PruningError:
+        raise
     except ValueError as exc:
         raise PruningError(f"cannot read {label}: not a valid .keras file (config.json: {quote(exc, 120)})") from None
-    if _depth(config) > MAX_DEPTH:
-        raise _refuse(label, f"config.json nests deeper than {MAX_DEPTH} levels")
     if not isinstance(config, dict):
         raise PruningError(f"cannot read {label}: not a valid .keras file (config.json is not a JSON object)")
     check_code(config, label)
