@@ -6,6 +6,7 @@ import streamlit as st
 
 import pruning
 from pruning import data
+from pruning.errors import quote
 
 import charts
 import controls
@@ -58,8 +59,15 @@ def header(s: Settings):
     st.title("Pruning explorer")
     st.markdown("Remove (*prune*) a share of a trained network's weights and see what it can still do. Move "
                 "**Prune** in the sidebar: every number and chart below follows.")
-    st.caption(f"**{state.display_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} "
+    st.caption(f"**{_name(s.model)}** · {s.strategy} · {s.scope} scope · {s.granularity} "
                f"granularity · {s.sparsity:.2%} pruned · mask applied to {WEIGHT_LABELS[s.weights]}")
+
+
+def _name(model: str) -> str:
+    """The model's name for Markdown: an upload's file name in a code span (``errors.quote``), so
+    a name like ``www.example.com.safetensors`` cannot become a link in the page."""
+    name = state.display_name(model)
+    return quote(name, 120) if model.startswith(state.UPLOAD) else name
 
 
 def _pct(x: float) -> str:
@@ -127,7 +135,7 @@ def layer_warning(s: Settings):
         hint = (" Global scope can empty a small or low-magnitude layer long before the overall sparsity gets "
                 "there: compare with layer scope." if s.scope == "global" else "")
         has, its = ("has", "its") if len(empty) == 1 else ("have", "their")
-        st.warning(f"**{', '.join(empty)}** {has} ≥ 99% of {its} weights pruned: the signal barely passes "
+        st.warning(f"{', '.join(map(quote, empty))} {has} ≥ 99% of {its} weights pruned: the signal barely passes "
                    f"through, so accuracy collapses towards chance.{hint}", icon="⚠️")
 
 

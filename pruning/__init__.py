@@ -28,7 +28,7 @@ from .errors import DatasetUnavailable, PruningError
 from .core.evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
 from .core.compare import overlap as compare_masks
 from .core.masks import Mask, report
-from .core.prune import compute_mask
+from .core.prune import check_model, compute_mask
 from .uploads.sandbox import load_upload
 from .core.selection import SCOPES
 from .core.sensitivity import sensitivity, suggest_budgets
@@ -46,7 +46,7 @@ def save_mask(mask, path) -> None:
 
 def load_mask(path, model=None) -> Mask:
     """Read a .npz mask; with ``model``, check names, shapes and dtype against it."""
-    shapes = None if model is None else {n: s.shape for n, s in model.specs.items()}
+    shapes = None if model is None else {n: s.shape for n, s in check_model(model).specs.items()}
     return _masks.load(path, shapes)
 
 

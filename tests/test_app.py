@@ -210,6 +210,20 @@ def test_upload_your_own_model_and_a_refused_pickle(at):
     assert "pickle" in at.sidebar.error[0].value.lower()
 
 
+def test_an_uploads_file_name_and_its_tensor_names_are_code_spans_in_the_page(at):
+    """Markdown turns bare www./http text into links: a visitor's file name (and the tensor names in
+    the empty-layer warning) reach the page only inside code spans."""
+    zoo = Path(pruning.__file__).resolve().parent.parent / "pretrained" / MODEL
+    name = "www.evil.example.safetensors"
+    at.sidebar.file_uploader(key="upload_final").upload(name, (zoo / "final.safetensors").read_bytes())
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    assert f"**`your {name}`**" in at.caption[0].value
+    at.sidebar.number_input(key="sparsity_pct").set_value(99.9).run()
+    warning = next(w.value for w in at.warning if "99%" in w.value)
+    assert warning.startswith("`fc")
+
+
 @pytest.mark.parametrize("row", pruning.catalogue(), ids=lambda row: row["name"])
 def test_every_zoo_model_renders(row):
     """New zoo models are picked up by themselves: each one renders its model-specific parts."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import data
 from ..errors import PruningError
-from .masks import validate
+from .masks import check_type, validate
 from .prune import check_model
 from .selection import check_whole
 
@@ -35,8 +35,7 @@ def check_mask(model, mask) -> None:
     """A mask (name -> bool array) that fits ``model``, or None (dense)."""
     if mask is None:
         return
-    if not isinstance(mask, dict) or not all(isinstance(v, np.ndarray) for v in mask.values()):
-        raise PruningError("a mask must be a dict of name -> boolean numpy array, as pruning.compute_mask returns")
+    check_type(mask)
     validate(mask, {name: spec.shape for name, spec in model.specs.items()})
 
 

@@ -7,6 +7,7 @@ sha256 of the weight files the mask was computed from).  Files are written atomi
 
 import io
 import json
+import os
 
 import numpy as np
 
@@ -34,8 +35,16 @@ class Mask(dict):
         return report(self)["sparsity"]
 
 
+def check_type(mask) -> None:
+    """A mask is a dict of name -> boolean (or 0/1 numeric) numpy array, as ``compute_mask`` returns."""
+    if not isinstance(mask, dict) or not all(isinstance(n, str) and isinstance(v, np.ndarray)
+                                             and v.dtype.kind in ARRAY_KINDS for n, v in mask.items()):
+        raise PruningError("a mask must be a dict of name -> boolean numpy array, as pruning.compute_mask returns")
+
+
 def report(mask: dict) -> dict:
     """Per-tensor and overall counts and fractions of pruned weights."""
+    check_type(mask)
     layers = []
     for name, keep in mask.items():
         total, kept = int(keep.size), int(np.count_nonzero(keep))
@@ -68,6 +77,7 @@ def validate(mask: dict, shapes: dict) -> None:
 
 def save(mask: Mask, path) -> None:
     """Write ``mask`` as .npz (atomically: a failed write leaves no file)."""
+    check_type(mask)
     meta = json.dumps(getattr(mask, "meta", {}), sort_keys=True)
     arrays = {name: np.asarray(arr, dtype=bool) for name, arr in mask.items()}
     if META_KEY in arrays:
@@ -143,6 +153,8 @@ def load(path, shapes: dict | None = None) -> Mask:
     .npy members, at most MAX_UNPACKED bytes in all; each .npy header is checked against the
     member's declared size before the member is unpacked, and again against its bytes before the
     array is made; ``__meta__`` must be a small, shallow JSON object."""
+    if not (hasattr(path, "read") or isinstance(path, (str, os.PathLike))):  # an int would open a descriptor
+        raise PruningError(f"cannot read {path!r:.60}: not a file path")
     label = f"mask file {path}"
     try:
         f = path if hasattr(path, "read") else open(path, "rb")

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.masks import report
+from ..core.selection import check_whole
 from ..errors import PruningError
-from ..models.zoo import ZOO
+from ..models.zoo import ZOO, check_name
 
 VALIDATION = 5000  # held out from the end of the training split (Frankle & Carbin hold out 5,000)
 PROTOCOL = {"rounds": 10, "rate": 0.2, "output_rate": 0.5, "iterations": 1500, "eval_every": 100,
@@ -214,7 +215,11 @@ def load_imp_run(name: str, seed: int = 0, folder=None) -> list:
     the dense network): round, sparsity, layer_sparsity, mask (name -> bool array; None for a seed
     shipped without masks), ticket and random (None in round 0), each {"test_accuracy",
     "early_stop", "history"}."""
-    run = stored(name, seed, folder)
+    if folder is None:
+        check_name(name)  # a catalogue name: no path reaches outside the zoo
+    elif not isinstance(name, str):
+        raise PruningError(f"an IMP run is named by its model's name, got {name!r:.40}")
+    run = stored(name, check_whole(seed, "seed"), folder)
     if run is None:
         raise PruningError(f"no precomputed IMP run for {name!r} (seed {seed}); available for: "
                            + (", ".join(m for m in available()) or "none"))

@@ -22,7 +22,7 @@ from ..errors import PruningError
 from ..core.batchnorm import check_available, check_images
 from ..core.evaluate import check_weights, evaluate, masked_weights
 from ..io import atomic_write
-from ..core.prune import compute_mask, resolve_strategy, scores
+from ..core.prune import check_model, compute_mask, resolve_strategy, scores
 from ..core.selection import check_sparsity
 from ..models.zoo import load_model
 
@@ -57,7 +57,7 @@ def sweep(model, strategies, sparsities, weight_sets=("final",), *, scope=None, 
           limit=None, norm=2, output_rate=1.0, seed=0, bn_recalibrate=None, map=map) -> list:
     """Rows (keys: ``FIELDS``, as the CLI's sweep CSV) for every strategy x sparsity x weight set,
     in that order.  ``model``: a loaded model or a zoo name.  Bad input fails before any evaluation."""
-    loaded = load_model(model) if isinstance(model, str) else model
+    loaded = load_model(model) if isinstance(model, str) else check_model(model)
     strategies = _items(strategies, "strategies")
     sparsities = [check_sparsity(s) for s in _items(sparsities, "sparsities")]
     weight_sets = [check_weights(w) for w in _items(weight_sets, "weight sets")]

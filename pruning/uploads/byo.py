@@ -20,6 +20,7 @@ image of the dataset must give (1, 10) logits.  Every problem is a PruningError 
 message; NaN or infinite weights are kept, with a note in ``model.warnings``.
 """
 
+import os
 from pathlib import Path
 import zipfile
 
@@ -79,6 +80,8 @@ def sniff(path: Path) -> str:
 
 def check_file(path) -> str:
     """The format of an uploaded file ("safetensors", "pt2" or "keras"), or a PruningError."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise PruningError(f"cannot read {path!r:.60}: not a file path")
     path = Path(path)
     try:
         st = path.stat()

@@ -214,6 +214,8 @@ def _upload_name(upload) -> str:
 def _save(upload, directory: str, which: str) -> Path:
     """Write an upload's bytes (size checked first) to ``directory/which/<its name>``; nothing
     here parses them."""
+    if not (hasattr(upload, "getvalue") or hasattr(upload, "read")):
+        raise PruningError(f"expected an uploaded file (with getvalue() or read()), got {type(upload).__name__}")
     name = _upload_name(upload)
     size = getattr(upload, "size", None)
     if size is not None:
