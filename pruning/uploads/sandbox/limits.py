@@ -21,6 +21,12 @@ import os
 from ...errors import PruningError
 
 
+def too_many(prunable: int, budget: int) -> str:
+    """The refusal of an upload over ``Limits.upload_parameters``."""
+    return (f"the model has {prunable:,} prunable weights; this server accepts uploads of at most {budget:,} "
+            f"(PRUNING_UPLOAD_PARAMETERS)")
+
+
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 2048
@@ -33,6 +39,7 @@ class Limits:
     max_workers: int = 2
     max_uploads: int = 2
     wait_s: float = 30.0
+    upload_parameters: int = 10_000_000  # prunable weights of one upload, held by the server per weight set
 
     @property
     def address_space_mb(self) -> int:
@@ -43,7 +50,8 @@ class Limits:
         """The defaults above, each replaced by ``PRUNING_WORKER_<NAME>`` / ``PRUNING_<NAME>`` if set."""
         values = {}
         for f in fields(cls):
-            key = ("PRUNING_" if f.name in ("max_workers", "max_uploads") else "PRUNING_WORKER_") + f.name.upper()
+            server_wide = f.name in ("max_workers", "max_uploads", "upload_parameters")
+            key = ("PRUNING_" if server_wide else "PRUNING_WORKER_") + f.name.upper()
             raw = environ.get(key)
             if raw is None:
                 continue

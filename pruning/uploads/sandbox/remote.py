@@ -25,13 +25,20 @@ from ...models.adapter import adapter
 from ...errors import PruningError
 from ...io import sha256
 from ...core.selection import TensorSpec
+from .limits import too_many
 from .pool import Pool, pool as default_pool
 
 MAX_TENSORS = 10_000
 WEIGHT_SETS = ("final", "init", "early")
 NAME = re.compile(r"[\w./:-]{1,300}")  # a tensor name from a worker: nothing that markup could use
 RECORD = ("epoch", "loss", "accuracy", "sparsity")  # what one epoch's progress holds
-MAX_ANSWER = 4 * byo.MAX_BYTES  # bytes of arrays in the answer to a load, an export or a training run
+MAX_ANSWER = 4 * byo.MAX_BYTES  # bytes of arrays in the answer to an export or a training run
+
+
+def _load_bytes(budget: int) -> int:
+    """The most array bytes a load's answer may hold: every weight set of ``budget`` float64
+    weights, with room for the unit parameters (biases, batch norm)."""
+    return min(MAX_ANSWER, len(WEIGHT_SETS) * 8 * budget * 2 + 2**20)
 
 
 class Prepared:
@@ -87,8 +94,9 @@ class RemoteModel:
         self.pool = pool or default_pool()
         self._directory = directory  # a TemporaryDirectory holding the files: removed with the model
         self.key = hashlib.sha256(f"{owner}\0{sorted(self.files.items())}".encode()).hexdigest()[:20]
+        self.budget = self.pool.limits.upload_parameters
         self._load = {"op": "load", "key": self.key, "files": {k: str(v) for k, v in self.files.items()},
-                      "dataset": dataset, "name": name, "architecture": architecture}
+                      "dataset": dataset, "name": name, "architecture": architecture, "max_parameters": self.budget}
         with self.pool.worker(owner) as w:
             reply, arrays = self._loaded(w)
         self.specs = _specs(reply)
@@ -100,6 +108,9 @@ class RemoteModel:
                 and all(type(c) is int and 0 <= c < 2**53 for c in counts)):
             raise PruningError("the worker's answer is malformed (parameters)")
         total, prunable = counts
+        held = sum(int(np.prod(spec.shape)) for spec in self.specs.values())
+        if max(prunable, held) > self.budget:  # the worker refuses first; this holds even if it did not
+            raise PruningError(too_many(max(prunable, held), self.budget))
         info = reply.get("info") if isinstance(reply.get("info"), dict) else {}
         self.info = {"name": name, "framework": self.framework, "dataset": dataset, "source": "uploaded file",
                      "architecture": info.get("architecture") if isinstance(info.get("architecture"), str) else None,
@@ -112,7 +123,7 @@ class RemoteModel:
     def _loaded(self, w) -> tuple:
         """Make sure worker ``w`` holds this model (a fresh worker reads the files again)."""
         reply, arrays = w.request(self._load, timeout=w.limits.timeout_s, what="loading the model",
-                                  max_bytes=MAX_ANSWER)
+                                  max_bytes=_load_bytes(self.budget))
         w.loaded.add(self.key)
         return reply, arrays
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import PruningError
 from . import wire
-from .limits import Limits
+from .limits import Limits, too_many
 
 MiB = 2**20
 BLOCKED = frozenset({"pickle.find_class", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -168,8 +168,11 @@ class Worker:
         files = header["files"]
         model = load_file_model(files["final"], header["dataset"], files.get("init"), name=header["name"],
                                 architecture=header.get("architecture"))
-        self.models[key] = model
         total, prunable = parameter_count(model)
+        budget = int(header.get("max_parameters") or self.limits.upload_parameters)
+        if prunable > budget:  # refused here, before its weights are sent to the server
+            raise PruningError(too_many(prunable, budget))
+        self.models[key] = model
         specs = [[s.name, list(s.shape), list(s.canonical), list(s.unit_params)] for s in model.specs.values()]
         reply = {"framework": model.framework, "info": model.info, "specs": specs, "output_name": model.output_name,
                  "warnings": list(model.warnings), "static_batch": getattr(model, "static_batch", None),
