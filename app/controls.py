@@ -7,7 +7,7 @@ import streamlit as st
 import pruning
 from pruning.models.adapter import ADAPTERS
 from pruning.core.criteria import ALIAS_DOCS, MODEL_CRITERIA, model_criteria
-from pruning.core.inspect import default_limit, fixed_sparsity
+from pruning.core.readouts import default_limit, fixed_sparsity
 
 from bn_ui import IMAGES as BN_IMAGES
 from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
@@ -113,8 +113,8 @@ def criterion_ui(prefix: str = "", m=None) -> str:
 def scope_ui(strategy: str, prefix: str = "") -> str:
     help_text = ("layer: every tensor pruned at the same rate; global: one ranking across all tensors; "
                  "sensitivity: each layer at its own budget, from the Sensitivity tab's scan.")
-    if strategy in pruning.ALIASES:
-        fixed = pruning.ALIASES[strategy][1]
+    fixed = pruning.resolve_alias(strategy)[1]
+    if fixed:
         st.radio("Scope", pruning.SCOPES, index=pruning.SCOPES.index(fixed), horizontal=True, disabled=True,
                  key=f"{prefix}scope_fixed_{fixed}", help=help_text)
         st.caption(f"`{strategy}` fixes the scope to {fixed}.")

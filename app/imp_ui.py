@@ -15,7 +15,7 @@ import streamlit as st
 
 import pruning
 from pruning import data
-from pruning.core import inspect
+from pruning.core import readouts
 from pruning.experiments.imp_runs import available
 from pruning.experiments.imp_table import imp_table
 
@@ -123,8 +123,8 @@ def _player(s: Settings, rounds: list):
                             f"round {r}", charts.describe_layer_sparsity(layers), charts.layer_sparsity_table(layers))
     m = state.model(s.model)
     shape = data.DATASETS[m.dataset]["shape"][:2]
-    units = inspect.first_layer_images(m, rounds[-1]["mask"], image_shape=shape)["units"]
-    images = inspect.first_layer_images(m, now["mask"], image_shape=shape, units=units)
+    units = readouts.first_layer_images(m, rounds[-1]["mask"], image_shape=shape)["units"]
+    images = readouts.first_layer_images(m, now["mask"], image_shape=shape, units=units)
     sections.show_chart(charts.first_layer(images), "imp_first", f"The first layer's masks in round {r}",
                         charts.describe_first_layer(images))
     st.caption("Which pixels each hidden unit still sees in this round (white = kept): the same units in every "

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import pruning
-from pruning.core.inspect import default_limit
+from pruning.core.readouts import default_limit
 from pruning.core.sensitivity import CAVEAT, SPARSITIES, plan
 
 import sections
@@ -56,8 +56,7 @@ def _scan(s: Settings, m) -> None:
 
 def _apply(target_pct: float, strategy: str) -> None:
     """The sidebar's setting switched to the sensitivity scope at the target (a button callback)."""
-    if strategy in pruning.ALIASES:  # an alias fixes its scope: keep its criterion
-        st.session_state.strategy = pruning.ALIASES[strategy][0]
+    st.session_state.strategy = pruning.resolve_alias(strategy)[0]  # an alias fixes its scope: keep its criterion
     st.session_state.scope = "sensitivity"
     st.session_state.granularity = "weight"
     st.session_state.sparsity_pct = round(target_pct, 2)

@@ -21,7 +21,7 @@ import pruning
 from pruning.uploads import byo, sandbox
 from pruning import data
 from pruning.models import export
-from pruning.core import inspect
+from pruning.core import readouts
 from pruning.core.prune import resolve_strategy
 
 from coalesce import Coalescer
@@ -104,9 +104,9 @@ def register_upload(final, init, dataset: str) -> str:
     mine = _uploads()
     if name not in mine:
         m = pruning.load_upload(final, dataset, init, owner=_secret().hex())
-        total, prunable = inspect.parameter_count(m)
+        total, prunable = readouts.parameter_count(m)
         try:
-            accuracy = pruning.evaluate(m, limit=inspect.default_limit(dataset, str(m.device))).accuracy
+            accuracy = pruning.evaluate(m, limit=readouts.default_limit(dataset, str(m.device))).accuracy
         except BaseException:  # its files and the engine's caches must not outlive a refused model
             m.close()
             byo.forget()
@@ -152,11 +152,12 @@ def mask(s: Settings, strategy: str | None = None) -> pruning.Mask:
     """The mask of ``s`` (or of another strategy at the same sparsity, scope and granularity).
     Cheap: the engine caches each ranking, so only the cut at the new sparsity is recomputed."""
     strategy = strategy or s.strategy
-    if s.scope == "sensitivity" and strategy not in pruning.ALIASES:  # each layer at its budget
+    fixed = pruning.resolve_alias(strategy)[1]  # an alias fixes its scope
+    if s.scope == "sensitivity" and not fixed:  # each layer at its budget
         return pruning.compute_mask(model(s.model), strategy, scope="sensitivity", granularity=s.granularity,
                                     budgets=budgets(s.model, s.sparsity))
-    scope = None if strategy in pruning.ALIASES else s.scope
-    sparsity = None if inspect.fixed_sparsity(s.granularity) is not None else s.sparsity
+    scope = None if fixed else s.scope
+    sparsity = None if readouts.fixed_sparsity(s.granularity) is not None else s.sparsity
     return pruning.compute_mask(model(s.model), strategy, sparsity, scope=scope, granularity=s.granularity)
 
 
@@ -211,17 +212,17 @@ def report(s: Settings) -> dict:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def nearly_empty(s: Settings) -> list:
-    return inspect.nearly_empty_layers(mask(s))
+    return readouts.nearly_empty_layers(mask(s))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def size(s: Settings) -> dict:
-    return inspect.model_size(model(s.model), mask(s))
+    return readouts.model_size(model(s.model), mask(s))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def histogram(s: Settings, layer: str) -> dict:
-    """``inspect.weight_histogram`` (60 bins), from each weight's bin found once per layer: a slider
+    """``readouts.weight_histogram`` (60 bins), from each weight's bin found once per layer: a slider
     move only counts the kept weights per bin (no sort of the layer's weights per move)."""
     keep = np.asarray(mask(s)[layer], dtype=bool).reshape(-1)
     out = {}
@@ -247,18 +248,18 @@ def _bins(name: str, layer: str, bins: int = 60) -> dict:  # bins <= 256: one by
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def sample(s: Settings, layer: str, max_points: int = 20000) -> dict:
-    return inspect.weight_sample(model(s.model), mask(s), layer, max_points)
+    return readouts.weight_sample(model(s.model), mask(s), layer, max_points)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def first_layer(s: Settings) -> dict | None:
     shape = data.DATASETS[model(s.model).dataset]["shape"]
-    return inspect.first_layer_images(model(s.model), mask(s), image_shape=shape[:2])
+    return readouts.first_layer_images(model(s.model), mask(s), image_shape=shape[:2])
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def changes(s: Settings) -> dict:
-    return inspect.compare(dense(s.model, s.weights, s.limit), evaluation(s))
+    return readouts.compare(dense(s.model, s.weights, s.limit), evaluation(s))
 
 
 def curves(s: Settings) -> dict | None:
@@ -269,14 +270,14 @@ def curves(s: Settings) -> dict | None:
 
 @st.cache_data(ttl=20, show_spinner=False)
 def _curves(name: str, criterion: str, scope: str, granularity: str, weights: str) -> dict | None:
-    rows = inspect.sweep(name)
+    rows = readouts.sweep(name)
     if rows is None:
         return None
     names = list(dict.fromkeys([criterion, "large_final", "random"]))
-    found = inspect.sweep_curves(rows, names, scope, granularity, weights)
+    found = readouts.sweep_curves(rows, names, scope, granularity, weights)
     if found and "random" not in found:  # random is scope-independent in expectation: borrow the other
         other = [x for x in pruning.SCOPES if x != scope][0]
-        borrowed = inspect.sweep_curves(rows, ["random"], other, granularity, weights)
+        borrowed = readouts.sweep_curves(rows, ["random"], other, granularity, weights)
         if borrowed:
             found["random_other_scope"] = borrowed["random"]
     return found
@@ -296,7 +297,7 @@ def exported(s: Settings, fmt: str) -> bytes:
 
 
 def report_csv(s: Settings) -> bytes:
-    return inspect.report_csv(report(s)).encode()
+    return readouts.report_csv(report(s)).encode()
 
 
 def live_curve(s: Settings, sparsities, strategy: str | None = None, weights: str | None = None) -> dict:

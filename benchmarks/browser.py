@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 
 import pruning
-from pruning.core.inspect import default_limit
+from pruning.core.readouts import default_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "app"))

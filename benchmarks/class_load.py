@@ -39,7 +39,7 @@ PLAIN = """
 import json, sys, time
 import numpy as np
 import pruning
-from pruning.core.inspect import default_limit
+from pruning.core.readouts import default_limit
 m = pruning.load_model(sys.argv[1]); repeats = int(sys.argv[2])
 page = default_limit(m.dataset, str(m.device))
 out = {}

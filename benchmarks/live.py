@@ -52,8 +52,8 @@ import pruning  # noqa: E402
 from pruning.models import torch_fast as fast, zoo  # noqa: E402
 from pruning.models.adapter import adapter  # noqa: E402
 from pruning.core.criteria import CRITERIA  # noqa: E402
-from pruning.core.inspect import default_limit  # noqa: E402
-from pruning.io import atomic_write  # noqa: E402
+from pruning.core.readouts import default_limit  # noqa: E402
+from pruning.fileio import atomic_write  # noqa: E402
 from pruning.core.prune import ranking  # noqa: E402
 
 E = sys.modules["pruning.core.evaluate"]

@@ -146,7 +146,7 @@ def engine_expectation(model: str, scope: str):
     """pct -> the headline the page must show for the default criterion at ``pct`` % (as formatted there)."""
     sys.path.insert(0, str(ROOT))
     import pruning
-    from pruning.core.inspect import default_limit
+    from pruning.core.readouts import default_limit
 
     m = pruning.load_model(model)
     limit = default_limit(m.dataset, str(m.device))

@@ -23,7 +23,7 @@ Nothing here imports Streamlit; PyTorch and TensorFlow are imported only by thei
 """
 
 from .uploads.byo import load_file_model
-from .core.criteria import ALIASES, CRITERIA
+from .core.criteria import ALIASES, CRITERIA, resolve_alias
 from .errors import DatasetUnavailable, PruningError
 from .core.evaluate import WEIGHT_SETS, Evaluation, evaluate, masked_weights
 from .core.compare import overlap as compare_masks
@@ -53,4 +53,5 @@ def load_mask(path, model=None) -> Mask:
 __all__ = ["ALIASES", "CRITERIA", "SCOPES", "WEIGHT_SETS", "DatasetUnavailable", "Evaluation", "Mask",
            "load_file_model", "load_imp_run", "load_upload",
            "PruningError", "catalogue", "compare_masks", "compute_mask", "evaluate", "load_mask", "load_model",
-           "learn_supermask", "masked_weights", "report", "save_mask", "sensitivity", "suggest_budgets", "sweep"]
+           "learn_supermask", "masked_weights", "report", "resolve_alias", "save_mask", "sensitivity",
+           "suggest_budgets", "sweep"]

@@ -11,7 +11,7 @@ from .models.adapter import adapter
 from .errors import PruningError, quote
 from .models.export import FORMATS
 from .core.evaluate import WEIGHT_SETS, check_weights, evaluate
-from .io import check_regular
+from .fileio import check_regular
 from .core.batchnorm import DEFAULT_IMAGES, check_images
 from .core.compare import overlap
 from .core.masks import load, report, save

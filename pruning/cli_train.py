@@ -4,7 +4,7 @@ gradual (and --dynamic), reproduce."""
 import json
 
 from .errors import PruningError
-from .io import atomic_write, check_regular
+from .fileio import atomic_write, check_regular
 from .core.prune import compute_mask
 from .training.retrain import REWINDS, dynamic, gradual, imp, retrain
 from .core.selection import MAX_WHOLE, check_fraction, check_whole

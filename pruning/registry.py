@@ -10,11 +10,14 @@ class Registry(dict):
         super().__init__()
         self.kind = kind
 
-    def register(self, name: str, doc: str | None = None):
+    def register(self, name: str, doc: str | None = None, **attributes):
+        """A decorator: ``obj`` under ``name``, with ``doc`` and any ``attributes`` set on it."""
         def decorator(obj):
             self[name] = obj
             if doc is not None:
                 obj.doc = doc
+            for key, value in attributes.items():
+                setattr(obj, key, value)
             return obj
 
         return decorator

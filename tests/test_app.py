@@ -12,17 +12,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import headline
+
 import pruning
 from pruning import data
-from pruning.core.inspect import default_limit
+from pruning.core.readouts import default_limit
 
 APP = Path(__file__).resolve().parent.parent / "app"
 MODEL = "mnist-lenet300-torch"
-sys.path.insert(0, str(APP))  # the app's own modules (state, inspect wrappers) for the export test
-
-
-def headline(app) -> float:
-    return float(app.metric[0].value.rstrip("%")) / 100
+sys.path.insert(0, str(APP))  # the app's own modules (state, readouts wrappers) for the export test
 
 
 def engine_accuracy(sparsity, strategy="large_final", scope="layer", granularity="weight", weights="final",

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import pruning
 from pruning import data
 from pruning.core import batchnorm
-from pruning.core.inspect import default_limit
+from pruning.core.readouts import default_limit
 
 APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
 RESNET = "cifar10-resnet20-torch"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.core import inspect
+from pruning.core import readouts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 import state  # noqa: E402
@@ -17,12 +17,12 @@ MODEL = "mnist-lenet300-torch"
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.6, 0.97])
-def test_histogram_equals_inspect(sparsity):
+def test_histogram_equals_readouts(sparsity):
     m = pruning.load_model(MODEL)
     s = state.Settings(MODEL, sparsity=sparsity, scope="layer")
     mask = pruning.compute_mask(m, "large_final", sparsity, scope="layer")
     for layer in m.specs:
-        got, want = state.histogram(s, layer), inspect.weight_histogram(m, mask, layer)
+        got, want = state.histogram(s, layer), readouts.weight_histogram(m, mask, layer)
         assert got.keys() == want.keys() == {"final", "init"}
         for which in want:
             for field in ("edges", "kept", "pruned"):

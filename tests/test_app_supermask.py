@@ -8,7 +8,9 @@ import pytest
 import pruning
 from pruning.training import supermask_files
 
-from test_app import MODEL, headline  # the `at` fixture is in conftest.py
+from conftest import headline
+
+MODEL = "mnist-lenet300-torch"
 
 
 def test_selecting_the_learned_supermask_shows_the_shipped_mask(at):

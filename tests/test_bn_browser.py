@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pruning import data
-from test_browser import CHROMIUM, ROOT, explorer_page, server  # noqa: F401  (server is a fixture)
+from conftest import CHROMIUM, ROOT, explorer_page
 
 pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing"),
               pytest.mark.skipif(not data.available("cifar10", "train"), reason="needs PRUNING_DATA_DIR (CIFAR-10)")]

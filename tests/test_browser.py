@@ -5,82 +5,16 @@ UPDATE_SCREENSHOT=1 writes the screenshot to docs/screenshot.png (the README's p
 otherwise it goes to a temporary directory.  Skips only where /usr/bin/chromium is missing.
 """
 
-from contextlib import contextmanager
 import os
 from pathlib import Path
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from conftest import CHROMIUM, ROOT, explorer_page
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc, deadline: float, what: str = "streamlit did not start"):
-    """Until ``url`` answers Streamlit's health check; fails the test when ``proc`` ends or
-    ``deadline`` (time.monotonic()) passes first."""
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(what)
-            time.sleep(0.5)
-
-
-@contextmanager
-def running_explorer():
-    """``streamlit run app`` on a free loopback port; yields its URL, stops it afterwards."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, time.monotonic() + 90)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture
-def server():
-    with running_explorer() as url:
-        yield url
-
-
-@contextmanager
-def explorer_page(url: str, height: int):
-    """A headless Chromium page showing the explorer at ``url``; the browser closes afterwards."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": height})
-            page.goto(url)
-            yield page
-        finally:
-            browser.close()
 
 
 def test_slider_moves_the_accuracy(server, tmp_path):

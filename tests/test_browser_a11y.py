@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, ROOT, running_explorer
+from conftest import ARGS, CHROMIUM, ROOT, running_explorer
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
 

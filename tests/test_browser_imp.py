@@ -12,7 +12,7 @@ import time
 import pytest
 
 import pruning
-from test_browser import CHROMIUM, ROOT, explorer_page, server  # noqa: F401  (server is a fixture)
+from conftest import CHROMIUM, ROOT, explorer_page
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
 MODEL = "mnist-lenet300-torch"

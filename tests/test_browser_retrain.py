@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_browser import CHROMIUM, explorer_page, server  # noqa: F401  (server is a fixture)
+from conftest import CHROMIUM, explorer_page
 
 pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing"),
               pytest.mark.skipif(not os.environ.get("PRUNING_DATA_DIR"), reason="needs PRUNING_DATA_DIR")]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, ROOT, explorer_page, server  # noqa: F401  (server is a fixture)
+from conftest import CHROMIUM, ROOT, explorer_page
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
 MODEL = os.environ.get("SENSITIVITY_MODEL", "mnist-lenet300-torch")

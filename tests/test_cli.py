@@ -1,7 +1,6 @@
 """The command line: JSON output, CSV sweeps, exports, and one-line errors with exit code 2."""
 
 import csv
-import io
 import json
 import os
 import subprocess
@@ -13,18 +12,11 @@ import pytest
 import torch
 
 import pruning
-from pruning.cli import main
+from conftest import run_cli as run
 
 MODEL = "mnist-lenet300-torch"
 
 
-def run(*argv):
-    out = io.StringIO()
-    try:
-        code = main(list(argv), out=out)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    return code, out.getvalue()
 
 
 def test_models_json():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.cli import main
+from conftest import run_cli as run
 
 MODEL = "mnist-lenet300-torch"
 ZOO = pruning.models.zoo.ZOO / MODEL
@@ -19,13 +19,6 @@ FILE = ["--model-file", str(ZOO / "final.safetensors"), "--dataset", "mnist"]
 WITH_INIT = [*FILE, "--init-file", str(ZOO / "init.safetensors")]
 
 
-def run(*argv):
-    out = io.StringIO()
-    try:
-        code = main(list(argv), out=out)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    return code, out.getvalue()
 
 
 def test_evaluate_a_model_file_equals_the_zoo_model():

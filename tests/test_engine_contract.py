@@ -5,23 +5,7 @@ import pytest
 
 import pruning
 from pruning.core.criteria import ALIASES, CRITERIA
-from pruning.core.selection import TensorSpec
-
-
-class ArrayModel:
-    """The engine's model interface over plain arrays (no framework): enough to compute masks."""
-
-    framework = "numpy"
-    info = {}
-
-    def __init__(self, init: dict, final: dict, name="arrays"):
-        self.name = name
-        self.specs = {k: TensorSpec(k, v.shape) for k, v in final.items()}
-        self.states = {"init": init, "final": final}
-        self.output_name = list(final)[-1]
-
-    def weights(self, which="final"):
-        return self.states[which]
+from conftest import ArrayModel
 
 
 def make_model(seed=0, shapes=((12, 8, 3, 3), (20, 72), (10, 20))):
@@ -101,6 +85,47 @@ def test_output_rate_half_and_excluded():
     assert total - sum(int(half[n].sum()) for n in hidden) == round(0.8 * total)
     excluded = pruning.compute_mask(model, "large_final", 0.8, output_rate=0)
     assert excluded[model.output_name].all()
+
+
+def test_zhou_output_rate_prunes_the_output_layer_at_1_minus_0_9_to_the_p():
+    """Zhou et al.: hidden layers at 1 - 0.8^p, the output layer at 1 - 0.9^p (same p)."""
+    model = make_model(shapes=((40, 50), (30, 40), (10, 30)))
+    p = 3.0
+    sparsity = 1 - 0.8 ** p  # 0.488
+    mask = pruning.compute_mask(model, "large_final", sparsity, scope="layer", output_rate="zhou")
+    out = mask[model.output_name]
+    assert out.size - out.sum() == round((1 - 0.9 ** p) * out.size)  # 0.271 of 300: 81
+    assert all(mask[n].size - mask[n].sum() == round(sparsity * mask[n].size) for n in mask if n != model.output_name)
+
+
+def test_global_unit_scores_are_compared_relative_to_their_layers_rms():
+    """Global unit pruning ranks each unit's norm over its layer's RMS unit norm: a layer whose
+    weights are all 10x larger loses as many units as it would at 1x (by hand: the 2 of 4 units
+    with the smallest relative norms go, one per layer)."""
+    a = np.array([[1.0, 0], [2, 0], [3, 0], [4, 0]])  # unit L2 norms 1, 2, 3, 4 (RMS 2.74)
+    b = 10 * np.array([[1.5, 0], [2, 0], [3, 0], [4, 0], [5, 0]])  # 15, 20, 30, 40, 50 (RMS 33.5)
+    weights = {"a": a, "b": b, "out": np.ones((3, 5))}
+    model = ArrayModel(weights, weights)
+    mask = pruning.compute_mask(model, "large_final", 2 / 9, scope="global", granularity="unit")
+    # relative norms: a 0.37, 0.73, 1.10, 1.46; b 0.45, 0.60, 0.89, 1.19, 1.49: the two smallest are
+    # a[0] and b[0] (raw norms would take a[0] and a[1])
+    assert mask["a"][:, 0].tolist() == [False, True, True, True]
+    assert mask["b"][:, 0].tolist() == [False, True, True, True, True]
+    assert mask["out"].all()
+
+
+def test_each_criterion_declares_whether_it_needs_init_and_aliases_resolve_in_one_place():
+    assert {n for n, f in CRITERIA.items() if not f.needs_init} == {"large_final", "small_final", "random"}
+    no_init = make_model()
+    no_init.states = {"final": no_init.states["final"]}
+    for name, f in CRITERIA.items():
+        if f.needs_init:
+            with pytest.raises(pruning.PruningError, match="needs the initial weights"):
+                pruning.compute_mask(no_init, name, 0.5)
+        else:
+            assert pruning.compute_mask(no_init, name, 0.5)
+    assert pruning.resolve_alias("smallest_weights_global") == ("large_final", "global")
+    assert pruning.resolve_alias("movement") == ("movement", None)
 
 
 def test_ties_are_broken_at_random_but_reproducibly():

@@ -1,7 +1,6 @@
 """Keras zoo models through the engine, the command line, export and ``MaskCallback``."""
 
 import csv
-import io
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pruning.core.evaluate import masked_weights
 from pruning.models.keras_callback import MaskCallback
 from pruning.models.keras_model import load
 from pruning.models.zoo import ZOO, info
+from conftest import run_cli as run
 
 KERAS_ZOO = [n for n in ("mnist-lenet300-keras", "fmnist-lenet300-keras", "mnist-conv-keras")
              if (ZOO / n / "model.json").is_file()]
@@ -26,9 +26,6 @@ MINIMUM = {"mnist-lenet300-keras": 0.978, "fmnist-lenet300-keras": 0.875, "mnist
 NAME = "mnist-lenet300-keras"
 
 
-def run(*argv):
-    out = io.StringIO()
-    return main([str(a) for a in argv], out=out), out.getvalue()
 
 
 @pytest.mark.parametrize("name", KERAS_ZOO)

@@ -9,8 +9,8 @@ import pytest
 
 import pruning
 from pruning import data
-from pruning.training import train_keras
-from pruning.io import sha256
+from pruning.training import train_keras, zoo_training
+from pruning.fileio import sha256
 from pruning.models.keras_model import load, named_variables
 from pruning.models.keras_nets import ARCHITECTURES
 from pruning.training.recipes import RECIPES
@@ -42,7 +42,7 @@ def test_every_keras_recipe_builds_and_twins_match_their_torch_twin():
 
 def test_miniature_training_run_writes_the_zoo_files(tmp_path, monkeypatch):
     x, y = data.load("mnist", "test")
-    monkeypatch.setattr(train_keras, "ZOO", tmp_path)
+    monkeypatch.setattr(zoo_training, "ZOO", tmp_path)
     monkeypatch.setattr(data, "load", lambda name, split="test": (x[:1200], y[:1200]) if split == "train" else (x, y))
     recipe = {**RECIPES["mnist-lenet300-keras"], "epochs": 1, "early_fraction": 0.05}
     monkeypatch.setitem(RECIPES, "tiny-lenet300-keras", recipe)

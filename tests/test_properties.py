@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import pruning
 from pruning.core.criteria import ALIASES, CRITERIA
-from test_engine_contract import ArrayModel
+from conftest import ArrayModel
 
 SETTINGS = [(s, scope, g) for s in [*CRITERIA, *ALIASES] for scope in ("layer", "global")
             for g in ("weight", "unit", "2:4") if not (s in ALIASES and scope != ALIASES[s][1])]

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, wait_healthy
+from conftest import ARGS, CHROMIUM, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)

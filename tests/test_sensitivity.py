@@ -1,17 +1,17 @@
 """The per-layer sensitivity scan, the budget rule, the sensitivity scope and the CLI command."""
 
-import io
 import json
 
 import numpy as np
 import pytest
 
 import pruning
-from pruning import cli, data
+from pruning import data
 from pruning.core.selection import TensorSpec
 from pruning.core.sensitivity import check_table, layer_budgets, plan, scan, suggest_budgets
 from pruning.experiments import zoo_sensitivity
 from pruning.models.zoo import ZOO
+from conftest import run_cli as run
 
 
 class TinyMLP:
@@ -191,10 +191,6 @@ def test_sensitivity_scope_refuses(tiny, kwargs, message):
         pruning.compute_mask(tiny, "large_final", **kwargs)
 
 
-def run(*argv):
-    out = io.StringIO()
-    code = cli.main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 def test_cli_json():

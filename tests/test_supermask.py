@@ -9,7 +9,7 @@ import pytest
 
 import pruning
 from pruning import data
-from test_cli import run
+from conftest import run_cli as run
 from pruning.core.criteria import MODEL_CRITERIA, model_criteria
 from pruning.training import supermask, supermask_files
 

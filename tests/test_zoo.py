@@ -15,7 +15,7 @@ import pytest
 import pruning
 from pruning import data
 from pruning.experiments.sweep import FIELDS as SWEEP_FIELDS
-from pruning.io import sha256
+from pruning.fileio import sha256
 from pruning.models.zoo import ZOO, info
 
 CATALOGUE = pruning.catalogue()
@@ -195,11 +195,11 @@ def test_zoo_sweep_rejects_an_unknown_model(capsys):
 def test_train_zoo_model_writes_a_loadable_entry(tmp_path, monkeypatch):
     """A miniature `python -m pruning train`: files, hashes and recorded accuracies agree with the
     loaded model (trained on 600 test images, so it runs without PRUNING_DATA_DIR)."""
-    from pruning.training import train_torch
+    from pruning.training import train_torch, zoo_training
     from pruning.models.torch_model import TorchModel
 
     test_split = data.load("mnist", "test")
-    monkeypatch.setattr(train_torch, "ZOO", tmp_path)
+    monkeypatch.setattr(zoo_training, "ZOO", tmp_path)
     monkeypatch.setitem(train_torch.RECIPES, "tiny", {**RECIPES["mnist-lenet300-torch"], "epochs": 1,
                                                                "early_fraction": 0.1})
     monkeypatch.setattr(train_torch.data, "load", lambda name, split: (

@@ -8,6 +8,6 @@ sensitivity.py  each layer pruned alone (the rest dense) -> accuracy table; per-
 compare.py    the overlap of two masks (kept weights per layer, Jaccard)
 evaluate.py   accuracy of a mask on θf, θ0 or the signed constant (masks applied functionally)
 schedules.py  when and how much to prune during training (TF-MOT PolynomialDecay, ...)
-inspect.py    the plain numbers behind the explorer's charts
+readouts.py   the plain numbers behind the explorer's charts
 Models come from ``pruning.models`` (the adapter contract); nothing here imports a framework.
 """

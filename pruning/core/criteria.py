@@ -3,7 +3,8 @@
 A criterion is one plain function ``score(init, final, rng) -> scores``: arrays of one tensor's
 initial weights θ0 and trained weights θf in, a float64 array of the same shape out.
 Higher score = more worth keeping.  Selection (which scores survive: per layer, global, units,
-N:M) lives in ``selection.py``; a new criterion is one function and one registry line here.
+N:M) lives in ``selection.py``; a new criterion is one function and one registry line here, which
+says whether it reads θ0 (``needs_init``: a model without initial weights cannot use it).
 
 Checked against the paper's definitions (Zhou et al. 2019, section 2 and figure 2): large_final,
 small_final, large_init, small_init, magnitude_increase (|θf| - |θ0|), movement (|θf - θ0|),
@@ -32,28 +33,28 @@ def _percentile(a):
     return (np.searchsorted(ordered, m, side="right") / max(m.size, 1)).reshape(np.shape(a))
 
 
-@CRITERIA.register("large_final", "keep the largest trained weights |θf| (magnitude pruning)")
+@CRITERIA.register("large_final", "keep the largest trained weights |θf| (magnitude pruning)", needs_init=False)
 def large_final(init, final, rng):
     return _abs(final)
 
 
-@CRITERIA.register("small_final", "keep the smallest trained weights (a control: usually terrible)")
+@CRITERIA.register("small_final", "keep the smallest trained weights (a control: usually terrible)", needs_init=False)
 def small_final(init, final, rng):
     return -_abs(final)
 
 
-@CRITERIA.register("large_init", "keep the largest initial weights |θ0|")
+@CRITERIA.register("large_init", "keep the largest initial weights |θ0|", needs_init=True)
 def large_init(init, final, rng):
     return _abs(init)
 
 
-@CRITERIA.register("small_init", "keep the smallest initial weights")
+@CRITERIA.register("small_init", "keep the smallest initial weights", needs_init=True)
 def small_init(init, final, rng):
     return -_abs(init)
 
 
 @CRITERIA.register("large_init_large_final",
-                   "keep weights above the same percentile of |θ0| and of |θf| (both large)")
+                   "keep weights above the same percentile of |θ0| and of |θf| (both large)", needs_init=True)
 def large_init_large_final(init, final, rng):
     """Zhou et al.'s quadrant: kept weights are above one percentile p in both |θ0| and |θf|, with
     p such that the kept fraction is exact.  Keeping the top scores of min(P0, Pf), the two
@@ -62,18 +63,19 @@ def large_init_large_final(init, final, rng):
 
 
 @CRITERIA.register("small_init_small_final",
-                   "keep weights below the same percentile of |θ0| and of |θf| (both small)")
+                   "keep weights below the same percentile of |θ0| and of |θf| (both small)", needs_init=True)
 def small_init_small_final(init, final, rng):
     """The opposite quadrant: below one percentile p in both, i.e. the top scores of -max(P0, Pf)."""
     return -np.maximum(_percentile(init), _percentile(final))
 
 
-@CRITERIA.register("magnitude_increase", "keep weights whose magnitude grew most in training: |θf| - |θ0|")
+@CRITERIA.register("magnitude_increase", "keep weights whose magnitude grew most in training: |θf| - |θ0|",
+                   needs_init=True)
 def magnitude_increase(init, final, rng):
     return _abs(final) - _abs(init)
 
 
-@CRITERIA.register("movement", "keep weights that moved most in training: |θf - θ0|")
+@CRITERIA.register("movement", "keep weights that moved most in training: |θf - θ0|", needs_init=True)
 def movement(init, final, rng):
     return np.abs(final.astype(np.float64) - init.astype(np.float64))
 
@@ -81,13 +83,15 @@ def movement(init, final, rng):
 @CRITERIA.register(
     "large_final_same_sign",
     "keep only weights whose sign did not change in training, largest |θf| first (Zhou's best supermask)",
+    needs_init=True,
 )
 def large_final_same_sign(init, final, rng):
     same = np.sign(init) == np.sign(final)
     return np.where(same, _abs(final), 0.0)  # sign flipped: score 0, pruned before any survivor
 
 
-@CRITERIA.register("random", "keep a uniformly random subset (seeded; the control every criterion must beat)")
+@CRITERIA.register("random", "keep a uniformly random subset (seeded; the control every criterion must beat)",
+                   needs_init=False)
 def random(init, final, rng):
     return rng.random(np.shape(final))
 
@@ -98,6 +102,12 @@ ALIASES = {
     "smallest_weights": ("large_final", "layer"),
     "smallest_weights_global": ("large_final", "global"),
 }
+def resolve_alias(strategy: str) -> tuple:
+    """(criterion, the scope the name fixes, or None): the one place an alias is resolved
+    (``smallest_weights_global`` -> ("large_final", "global"); ``movement`` -> ("movement", None))."""
+    return ALIASES.get(strategy, (strategy, None))
+
+
 ALIAS_DOCS = {
     "smallest_weights": "lottery-ticket-pruner's name for large_final pruned layer by layer",
     "smallest_weights_global": "lottery-ticket-pruner's name for large_final with one global ranking",

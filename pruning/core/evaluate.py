@@ -91,6 +91,11 @@ def inputs(model, limit=None):
     return model.prepare(x[idx]), y[idx], idx
 
 
+def forget() -> None:
+    """Drop every cached batch of prepared inputs (they hold references to models)."""
+    inputs.cache_clear()
+
+
 @dataclass
 class Evaluation:
     accuracy: float

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import PruningError, quote
-from ..io import atomic_write
+from ..fileio import atomic_write
 from ..uploads.readers.archive import HEAD_BYTES, read_zip
 from ..uploads.readers.common import first_line, json_depth
 

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .criteria import ALIASES, CRITERIA, MODEL_CRITERIA
+from .criteria import ALIASES, CRITERIA, MODEL_CRITERIA, resolve_alias
 from ..errors import PruningError, quote
 from .masks import Mask, report
 from .selection import (SCOPES, check_fraction, check_norm, check_output_rate, check_sparsity, check_whole, cut,
@@ -26,7 +26,7 @@ def resolve_strategy(strategy: str, scope: str | None) -> tuple:
     if scope is not None and (not isinstance(scope, str) or scope not in SCOPES):
         raise PruningError(f"unknown scope {scope!r:.40}; choose one of: {', '.join(SCOPES)}")
     if strategy in ALIASES:
-        criterion, alias_scope = ALIASES[strategy]
+        criterion, alias_scope = resolve_alias(strategy)
         if scope not in (None, alias_scope):
             raise PruningError(f"strategy {strategy!r} is {criterion} with scope {alias_scope}; "
                                f"it cannot be used with scope {scope!r}")
@@ -48,7 +48,7 @@ def scores(model, criterion: str, seed: int = 0, trained=None) -> dict:
     rng = np.random.default_rng(seed)
     final = model.weights("final")
     init = model.weights("init") if "init" in model.states else final
-    if criterion not in ("large_final", "small_final", "random") and "init" not in model.states:
+    if score.needs_init and "init" not in model.states:
         raise PruningError(f"strategy {criterion!r} needs the initial weights, which model {model.name!r} lacks")
     return {name: score(spec.to_canonical(init[name]), spec.to_canonical(final[name]), rng)
             for name, spec in model.specs.items()}
@@ -59,6 +59,11 @@ def ranking(model, criterion, scope, granularity, norm, output_rate, seed, train
     """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
     return rank(scores(model, criterion, seed, trained), scope=scope, granularity=granularity, norm=norm,
                 output_name=model.output_name, output_rate=output_rate, seed=seed)
+
+
+def forget() -> None:
+    """Drop every cached ranking (they hold references to models)."""
+    ranking.cache_clear()
 
 
 def check_budgets(model, budgets) -> dict:

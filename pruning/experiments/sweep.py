@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import PruningError
 from ..core.batchnorm import check_available, check_images
 from ..core.evaluate import check_weights, evaluate, masked_weights
-from ..io import atomic_write
+from ..fileio import atomic_write
 from ..core.prune import check_model, compute_mask, resolve_strategy, scores
 from ..core.selection import check_sparsity
 from ..models.zoo import load_model

@@ -9,7 +9,7 @@ Only recorded numbers appear; a value a model.json lacks is shown as "-".
 import json
 import sys
 
-from ..io import atomic_write
+from ..fileio import atomic_write
 from ..models.zoo import ZOO, info, names
 
 HEAD = """# Model zoo

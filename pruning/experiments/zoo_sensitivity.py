@@ -14,7 +14,7 @@ import json
 import shlex
 import sys
 
-from ..io import atomic_write
+from ..fileio import atomic_write, hardware
 from ..models.zoo import ZOO, info, load_model
 from ..core.sensitivity import SPARSITIES, scan
 
@@ -46,14 +46,13 @@ def shipped(name: str) -> dict | None:
 def run(name: str, log=print) -> dict:
     """Write pretrained/<name>/sensitivity.json; returns the table with its record."""
     info(name)  # an unknown name raises PruningError
-    from ..training.train_torch import _hardware
 
     table = scan(load_model(name), sparsities(name), "large_final", limit=limit(name))
     images = (f"a class-stratified subset of {table['n']} test images (data.stratified_indices)"
               if limit(name) else f"the full test set ({table['n']} images)")
     table["record"] = {"command": "python -m pruning " + shlex.join(arguments(name)), "images": images,
                        "regenerate": f"python -m pruning.experiments.zoo_sensitivity {name}",
-                       "wall_time_s": table["seconds"], "hardware": _hardware()}
+                       "wall_time_s": table["seconds"], "hardware": hardware()}
     if "torch" in sys.modules:
         table["record"]["torch_threads"] = sys.modules["torch"].get_num_threads()
     atomic_write(ZOO / name / "sensitivity.json", lambda f: f.write((json.dumps(table, indent=1) + "\n").encode()))

@@ -17,7 +17,7 @@ import sys
 import time
 
 from ..errors import PruningError
-from ..io import atomic_write
+from ..fileio import atomic_write, hardware
 from .sweep import sweep, write_csv
 from ..models.zoo import ZOO, info
 
@@ -47,14 +47,13 @@ def arguments(name: str, out: str) -> list:
 def run(name: str, log=print) -> dict:
     """Write pretrained/<name>/sweep.csv and sweep.json; returns the sweep.json record."""
     info(name)  # an unknown name raises PruningError
-    from ..training.train_torch import _hardware
 
     start = time.perf_counter()
     strategies, sparsities, weights = grid(name)
     write_csv(sweep(name, strategies, sparsities, weights), ZOO / name / "sweep.csv")
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
               "rows": math.prod(len(axis) for axis in grid(name)),  # identical masks are evaluated once
-              "wall_time_s": round(time.perf_counter() - start, 1), "hardware": _hardware(),
+              "wall_time_s": round(time.perf_counter() - start, 1), "hardware": hardware(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if "torch" in sys.modules:  # PyTorch did the work (a PyTorch model) or stood by
         record["torch_threads"] = sys.modules["torch"].get_num_threads()

@@ -15,7 +15,7 @@ import tempfile
 
 from .adapter import ADAPTERS, adapter
 from ..errors import PruningError
-from ..io import atomic_write
+from ..fileio import atomic_write
 from ..registry import Registry
 
 FORMATS = Registry("export format")

@@ -27,7 +27,7 @@ import zipfile
 import numpy as np
 
 from ..errors import PruningError, quote
-from ..io import silenced_stderr
+from ..fileio import silenced_stderr
 from ..core.selection import TensorSpec
 
 

@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 
 from ..errors import PruningError
-from ..io import atomic_write
+from ..fileio import atomic_write
 
 IMAGE_SHAPES = {"mnist": (28, 28), "fashion_mnist": (28, 28), "cifar10": (32, 32, 3)}
 

@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from ..io import silenced_stderr
+from ..fileio import silenced_stderr
 from . import shrink
 from .keras_model import to_input
 from .shrink_keras import shrunk_keras

@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 import torch
 
-from ..io import silenced_stderr
+from ..fileio import silenced_stderr
 from . import shrink, shrink_torch
 from .torch_model import build, to_input
 

@@ -20,7 +20,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..errors import PruningError, quote
-from ..io import atomic_write
+from ..fileio import atomic_write
 from . import shrink
 from .torch_nets import ARCHITECTURES, BasicBlock
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.masks import Mask, load as load_npz, save as save_mask
 from ..errors import PruningError
-from ..io import atomic_write
+from ..fileio import atomic_write, write_json
 from ..models.zoo import ZOO, names
 
 LEVELS = 16  # per weight: 4 bits
@@ -92,7 +92,7 @@ def save(mask: Mask, scores: dict, runs: list | None = None) -> None:
     atomic_write(scores_path(name, keep), lambda f: np.savez_compressed(
         f, **arrays, __meta__=np.array(json.dumps(meta, sort_keys=True))))
     if runs is not None:
-        atomic_write(folder(name) / "runs.json", lambda f: f.write((json.dumps(runs, indent=1) + "\n").encode()))
+        write_json(folder(name) / "runs.json", runs, indent=1)
 
 
 def load_mask(model, keep: float) -> Mask:

@@ -9,10 +9,10 @@ A run already in runs.json (same keep, seed and epochs) is skipped, so the comma
 """
 
 import argparse
-import json
 import sys
 import time
 
+from ..fileio import write_json
 from . import supermask_files as files
 from .supermask import learn
 
@@ -47,7 +47,7 @@ def run(name: str, keeps, epochs: int, seeds, extra_seeds, main: float, eval_lim
             files.save(learned.mask, learned.scores, runs)
         else:
             files.folder(name).mkdir(parents=True, exist_ok=True)
-            (files.folder(name) / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
+            write_json(files.folder(name) / "runs.json", runs, indent=1)
         log(f"{name} keep {keep} seed {seed}: accuracy {meta['accuracy']:.4f} in {time.time() - t0:.0f}s")
     return runs
 

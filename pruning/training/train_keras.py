@@ -4,19 +4,18 @@ A recipe with a ``twin`` starts from the PyTorch twin's θ0 (regenerated from it
 need not be trained), converted to Keras layout, so the two frameworks share θ0 exactly.
 """
 
-import json
 import time
 
 import numpy as np
 
 from .. import data
 from ..errors import PruningError
-from ..io import cpu_description, sha256
+from ..fileio import hardware
+from . import zoo_training
 from ..models.keras_callback import MaskCallback
 from ..models.keras_model import keras, named_variables, prunable_specs, tf
 from ..models.keras_nets import build
 from .recipes import RECIPES
-from ..models.zoo import ZOO
 
 
 def untrainable(model) -> str | None:
@@ -130,11 +129,7 @@ def accuracy(model, x, y, batch=1000) -> float:
 
 def train_zoo_model(name: str, log=print) -> dict:
     """Train ``name`` from scratch and write init/final(/early).keras and model.json."""
-    recipe = RECIPES[name]
-    out = ZOO / name
-    out.mkdir(parents=True, exist_ok=True)
-    x, y = data.load(recipe["dataset"], "train")
-    x_test, y_test = data.load(recipe["dataset"], "test")
+    recipe, out, (x, y), (x_test, y_test), subset = zoo_training.start(name)
     model = initial_model(recipe)
     save(model, recipe, out / "init.keras")
     split = recipe.get("validation_split", 0.0)
@@ -143,7 +138,6 @@ def train_zoo_model(name: str, log=print) -> dict:
     optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   jit_compile=False)
-    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)
     progress = _Progress(recipe, early_step, out / "early.keras", log, x_test[subset], y_test[subset])
     callbacks = [progress]
     if recipe.get("early_stopping_patience"):  # keep the epoch with the best validation accuracy
@@ -154,7 +148,6 @@ def train_zoo_model(name: str, log=print) -> dict:
     wall = time.time() - start
     save(model, recipe, out / "final.keras")
     acc = accuracy(model, x_test, y_test)
-    files = sorted(p.name for p in out.glob("*.keras"))
     info = {
         "name": name, "framework": "keras", "dataset": recipe["dataset"],
         "architecture": recipe["architecture"], "preprocessing": recipe["preprocessing"],
@@ -168,18 +161,14 @@ def train_zoo_model(name: str, log=print) -> dict:
                                         "loss_per_epoch": [float(v) for v in history.history["loss"]],
                                         "subset_accuracy_per_epoch": progress.curve,
                                         **_best_epoch(history.history),
-                                        "wall_time_s": round(wall, 1), "hardware": _hardware(),
+                                        "wall_time_s": round(wall, 1), "hardware": hardware(),
                                         "keras": keras.__version__, "tensorflow": tf.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
         "test_subset": {"n": int(len(subset)), "accuracy": accuracy(model, x_test[subset], y_test[subset])},
         "parameters": {"total": int(model.count_params()),
                        "prunable": int(sum(s.size for s in prunable_specs(model).values()))},
-        "sha256": {f: sha256(out / f) for f in files},
     }
-    (out / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    if log:
-        log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
-    return info
+    return zoo_training.finish(out, info, ".keras", log)
 
 
 # --- training in the loop (the Keras backend of retrain.py; same interface as train_torch) -------
@@ -245,13 +234,6 @@ def train_masked(model, state: dict, mask: dict, *, epochs: int, seed: int = 0, 
     net.fit(np.asarray(x, dtype=np.float32), y.astype(np.int64), batch_size=recipe["batch_size"], epochs=epochs,
             shuffle=True, verbose=0, callbacks=[callback])
     return {name: variables[name].numpy().copy() for name in model.specs}, callback.history
-
-
-def _hardware() -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    return cpu_description()
 
 
 def prune_while_finetuning(model, schedule, x, y, test, *, epochs: int, batch_size: int, seed: int,

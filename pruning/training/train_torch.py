@@ -1,6 +1,5 @@
 """Train a PyTorch zoo model from its recipe (recipes.py) and write pretrained/<name>/."""
 
-import json
 import sys
 import time
 
@@ -11,11 +10,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import data
-from ..io import cpu_description, sha256
+from ..fileio import hardware
+from . import zoo_training
 from .recipes import RECIPES
 from ..models.torch_model import build, device, prunable_specs, to_input
 from ..models.torch_nets import INITS
-from ..models.zoo import ZOO
 
 
 def untrainable(model) -> str | None:
@@ -135,18 +134,12 @@ def _state(module):
 
 def train_zoo_model(name: str, log=print) -> dict:
     """Train ``name`` from scratch and write init/final(/early).safetensors and model.json."""
-    recipe = RECIPES[name]
-    out = ZOO / name
-    out.mkdir(parents=True, exist_ok=True)
-    x, y = data.load(recipe["dataset"], "train")
-    x_test, y_test = data.load(recipe["dataset"], "test")
+    recipe, out, (x, y), (x_test, y_test), subset = zoo_training.start(name)
     module = initial_module(recipe)
     save_file(_state(module), str(out / "init.safetensors"))
     steps_per_epoch = -(-len(x) // recipe["batch_size"])
     early_step = round(recipe.get("early_fraction", 0) * recipe["epochs"] * steps_per_epoch)
-    # a quick check where a full pass is slow (CIFAR on a CPU)
-    subset = data.stratified_indices(y_test, data.CHECK_SUBSET)
-    subset_curve = []
+    subset_curve = []  # a quick check on the test subset where a full pass is slow (CIFAR on a CPU)
 
     def on_step(step, m):
         if step == early_step:
@@ -163,7 +156,6 @@ def train_zoo_model(name: str, log=print) -> dict:
     save_file(_state(module), str(out / "final.safetensors"))
     acc = accuracy(module, x_test, y_test)
     specs = prunable_specs(module)
-    files = sorted(p.name for p in out.glob("*.safetensors"))
     info = {
         "name": name, "framework": "torch", "dataset": recipe["dataset"],
         "architecture": recipe["architecture"], "preprocessing": recipe["preprocessing"],
@@ -173,17 +165,13 @@ def train_zoo_model(name: str, log=print) -> dict:
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
                                         "loss_per_epoch": history,
                                         "subset_accuracy_per_epoch": subset_curve, "wall_time_s": round(wall, 1),
-                                        "hardware": _hardware(), "torch": torch.__version__},
+                                        "hardware": hardware(), "torch": torch.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
         "test_subset": {"n": int(len(subset)), "accuracy": accuracy(module, x_test[subset], y_test[subset])},
         "parameters": {"total": int(sum(p.numel() for p in module.parameters())),
                        "prunable": int(sum(int(np.prod(s.shape)) for s in specs.values()))},
-        "sha256": {f: sha256(out / f) for f in files},
     }
-    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
-    if log:
-        log(f"{name}: test accuracy {acc:.4f} after {wall:.0f}s")
-    return info
+    return zoo_training.finish(out, info, ".safetensors", log)
 
 
 def train_seed(name: str, seed: int, *, epochs=None, limit=None):
@@ -202,12 +190,6 @@ def train_seed(name: str, seed: int, *, epochs=None, limit=None):
     final = {k: v.numpy().copy() for k, v in _state(module).items()}
     meta = {**zoo_info(name), "training": {**zoo_info(name).get("training", {}), "seed": seed}, "sha256": {}}
     return TorchModel(f"{name}@seed{seed}", meta, {"init": init, "final": final})
-
-
-def _hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return cpu_description()
 
 
 def start_state(model, rewind: str, seed: int = 0) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import DATASETS, check_name
 from ..errors import PruningError, quote
-from ..io import sha256
+from ..fileio import sha256
 from .readers.common import MAX_BYTES, MAX_UNPACKED, first_line, quiet
 from .readers.keras import keras_model
 from .readers.pt2 import pt2_model
@@ -164,13 +164,13 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
 
 
 def forget() -> None:
-    """Empty the engine's caches of rankings and prepared inputs, which keep the models they were
-    computed for alive: call it when uploaded models are discarded (zoo entries are recomputed)."""
-    from ..core.evaluate import inputs
-    from ..core.prune import ranking
+    """Empty the engine's caches (rankings, prepared inputs, batch-norm statistics), which keep the
+    models they were computed for alive: call it when uploaded models are discarded (zoo entries
+    are recomputed).  Each cache's owner empties its own."""
+    from ..core import batchnorm, evaluate, prune
 
-    ranking.cache_clear()
-    inputs.cache_clear()
+    for owner in (prune, evaluate, batchnorm):
+        owner.forget()
 
 
 __all__ = ["ADVICE", "FORMATS", "MAX_BYTES", "check_file", "check_size", "forget", "load_file_model"]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 from ...errors import PruningError, quote
-from ...io import silenced_stderr
+from ...fileio import silenced_stderr
 from .archive import read_zip, write_zip
 from .common import MAX_UNPACKED, first_line, quiet
 from .keras_config import MAX_ACTIVATIONS, check_budget, parse_config

@@ -23,7 +23,7 @@ from .. import byo
 from ...data import check_name
 from ...models.adapter import adapter
 from ...errors import PruningError
-from ...io import sha256
+from ...fileio import sha256
 from ...core.selection import TensorSpec
 from .limits import too_many
 from .pool import Pool, pool as default_pool

@@ -163,7 +163,7 @@ class Worker:
 
     def load(self, key: str, header: dict) -> tuple:
         from ..byo import load_file_model
-        from ...core.inspect import parameter_count
+        from ...core.readouts import parameter_count
 
         files = header["files"]
         model = load_file_model(files["final"], header["dataset"], files.get("init"), name=header["name"],

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 import errno
 import hashlib
+import json
 import os
 import platform
 import stat
@@ -87,3 +88,21 @@ def silenced_stderr():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def write_json(path, value, **dumps) -> None:
+    """``value`` as JSON (indented, one trailing newline), written atomically (``atomic_write``)."""
+    text = json.dumps(value, indent=dumps.pop("indent", 2), **dumps) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def hardware() -> str:
+    """The accelerator of a framework already imported (never imports one), else ``cpu_description()``."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    tf = sys.modules.get("tensorflow")
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return cpu_description()

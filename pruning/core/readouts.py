@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from .criteria import ALIASES
+from .criteria import resolve_alias
 from .selection import parse_granularity
 from ..models.zoo import ZOO
 
@@ -157,9 +157,8 @@ def sweep(name: str) -> list | None:
     rows = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            strategy = row["strategy"]
-            if strategy in ALIASES:
-                strategy, row["scope"] = ALIASES[strategy]
+            strategy, fixed = resolve_alias(row["strategy"])
+            row["scope"] = fixed or row["scope"]
             rows.append({"strategy": strategy, "scope": row["scope"], "granularity": row["granularity"],
                          "weights": row["weights"], "sparsity": float(row["sparsity"]),
                          "accuracy": float(row["accuracy"])})
