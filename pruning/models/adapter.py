@@ -8,10 +8,14 @@ programs) and ``sandbox.remote.RemoteModel`` (an upload living in a sandboxed wo
 one of the others there).
 
 To add a framework (say JAX): write ``jax_model.py`` with a class providing everything ``Model``
-lists, a training module providing ``start_state``, ``train_masked`` and ``train_zoo_model`` (as
-``train_torch.py`` does), and add one ``ADAPTERS.register("jax", ...)`` line at the end of this
-file.  The zoo, the upload path, training, exports (``export.FORMATS``) and the explorer then find
-it here.
+lists, and add one ``ADAPTERS["jax"] = Adapter(...)`` line at the end of this file.  That is
+enough to load, prune and evaluate its zoo models.  To also train them (the Retrain tab, IMP,
+``python -m pruning train``), name a training module providing ``untrainable``, ``start_state``,
+``train_masked`` and ``train_zoo_model`` (as ``training/train_torch.py`` does; ``train_tracked``
+and ``initial_state`` for IMP runs); to accept users' files, name their readers in ``uploads``
+(as ``uploads/readers/`` does: ``reader(name, info, path, init_path, architecture)`` -> a model).
+The zoo, the upload path, training, exports (``export.FORMATS``) and the explorer then find it
+here.
 
 Optional capability, batch-norm recalibration (``RecalibratesBatchNorm`` below; the engine side is
 ``pruning/core/batchnorm.py``): a model that can re-estimate its batch-norm statistics after
@@ -90,6 +94,11 @@ class Adapter:
     trainer: str  # the module with start_state, train_masked and train_zoo_model
     exports: tuple  # the export.FORMATS it offers besides the framework-free .npz mask
     supermask: str | None = None  # the module with train_scores (learned supermasks), if any
+    uploads: tuple = ()  # (file suffix, "module:reader") of the users' files whose models it runs
+
+    def reader(self, suffix: str):
+        """The reader of users' ``suffix`` files (its module is imported only now)."""
+        return _resolve(dict(self.uploads)[suffix])
 
     def load(self, name: str, info: dict, files: dict) -> Model:
         """A zoo model of this framework (the framework is imported only now)."""
@@ -106,17 +115,22 @@ class Adapter:
 
 
 def _resolve(path: str):
+    """"module:attribute", the module relative to this package or absolute ("pruning.x")."""
     module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+    return getattr(importlib.import_module(module if "." in module else f"{__package__}.{module}"), attr)
 
 
 ADAPTERS = Registry("framework")
+READERS = "pruning.uploads.readers"
 ADAPTERS["torch"] = Adapter("torch", "PyTorch", ".safetensors", "torch_model:TorchModel",
                             "pruning.training.train_torch", ("torch",),
-                            "pruning.training.supermask_torch")
+                            "pruning.training.supermask_torch",
+                            ((".safetensors", f"{READERS}.safetensors:safetensors_model"),
+                             (".pt2", f"{READERS}.pt2:pt2_model")))
 ADAPTERS["keras"] = Adapter("keras", "Keras", ".keras", "keras_model:KerasModel",
                             "pruning.training.train_keras", ("keras",),
-                            "pruning.training.supermask_keras")
+                            "pruning.training.supermask_keras",
+                            ((".keras", f"{READERS}.keras:keras_model"),))
 
 
 def adapter(model_or_framework) -> Adapter:

@@ -3,7 +3,8 @@
     model = load_file_model("net.safetensors", "mnist", init_path="net-init.safetensors")
     # web uploads: pruning.load_upload (sandbox/remote.py) runs this in a sandboxed worker process
 
-Accepted (judged by the file's bytes, not only its name):
+Accepted (judged by the file's bytes, not only its name; each adapter in ``models/adapter.py``
+names the suffixes it reads and their readers in ``uploads/readers/``):
   .safetensors  a state dict of a zoo architecture (lenet300, lenet5, conv4, resnet20 of
                 torch_nets.py), recognised from its keys and shapes or named with ``architecture``;
                 inputs are preprocessed as for the zoo's models of the dataset (recipes.py).
@@ -30,17 +31,10 @@ from ..data import DATASETS, check_name
 from ..errors import PruningError, quote
 from ..fileio import sha256
 from .readers.common import MAX_BYTES, MAX_UNPACKED, first_line, quiet
-from .readers.keras import keras_model
-from .readers.pt2 import pt2_model
-from .readers.safetensors import safetensors_model
+from ..models.adapter import ADAPTERS
 from ..training.recipes import CIFAR, FASHION, MNIST
 
-FORMATS = {".safetensors": "safetensors", ".pt2": "pt2", ".keras": "keras"}
-READERS = {  # format -> (the adapter its models use, reader(name, info, path, init_path, architecture))
-    "safetensors": ("torch", safetensors_model),
-    "pt2": ("torch", lambda name, info, path, init_path, architecture: pt2_model(name, info, path, init_path)),
-    "keras": ("keras", lambda name, info, path, init_path, architecture: keras_model(name, info, path, init_path)),
-}
+FORMATS = {suffix: how for how in ADAPTERS.values() for suffix, _ in how.uploads}  # suffix -> its adapter
 PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".dill"}
 PREPROCESSING = {"mnist": MNIST, "fashion_mnist": FASHION, "cifar10": CIFAR}
 ADVICE = ("upload a .safetensors state dict (safetensors.torch.save_file(model.state_dict(), path)), "
@@ -104,7 +98,7 @@ def check_file(path) -> str:
         with zipfile.ZipFile(path) as z:
             if sum(i.file_size for i in z.infolist()) > MAX_UNPACKED:
                 raise PruningError(f"{path.name} unpacks to more than {MAX_UNPACKED / 2**20:.0f} MB")
-    return FORMATS[suffix]
+    return suffix[1:]
 
 
 def nonfinite_warnings(states: dict) -> list:
@@ -135,7 +129,8 @@ def check_forward(model) -> None:
 
 
 def load_file_model(path, dataset: str, init_path=None, *, architecture: str | None = None, name: str | None = None):
-    """A model (the interface of TorchModel) from a user's file; see the module docstring.
+    """A model (``models.adapter.Model``) from a user's file, read by the reader its adapter names
+    for the file's suffix; see the module docstring.
 
     path, init_path  the trained weights, and optionally the initial ones (same format).
     dataset          mnist, fashion_mnist or cifar10: what the model classifies.
@@ -148,11 +143,11 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
         raise PruningError(f"the init file must have the model file's format ({Path(path).suffix})")
     name = name or Path(path).name
     suffix = Path(path).suffix.lower()
-    framework, read = READERS[fmt]
-    info = {"name": name, "framework": framework, "dataset": dataset,
+    how = FORMATS[suffix]
+    info = {"name": name, "framework": how.framework, "dataset": dataset,
             "architecture": None, "preprocessing": PREPROCESSING[dataset], "source": "uploaded file",
             "sha256": {f"{w}{suffix}": sha256(p) for w, p in (("final", path), ("init", init_path)) if p}}
-    model = read(name, info, path, init_path, architecture)
+    model = how.reader(suffix)(name, info, path, init_path, architecture)
     if not model.specs:
         raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
     check_forward(model)

@@ -132,9 +132,10 @@ def _start_tensorflow() -> None:
             tf.config.list_physical_devices("GPU")
 
 
-def keras_model(name, info, path, init_path):
+def keras_model(name, info, path, init_path, architecture=None):
     """A KerasModel read from archives rebuilt from the vetted members of ``path`` (and ``init_path``);
-    the rebuilt files live in a private directory kept with the model (its export re-reads them)."""
+    the rebuilt files live in a private directory kept with the model (its export re-reads them).
+    ``architecture`` is unused: a .keras file holds its own."""
     originals = {"final": path, **({"init": init_path} if init_path is not None else {})}
     vetted = {which: read_keras(p) for which, p in originals.items()}
     directory = tempfile.TemporaryDirectory(prefix="pruning-keras-")

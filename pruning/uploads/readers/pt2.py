@@ -303,7 +303,9 @@ def read_pt2(path):
         raise fail(path, ".pt2 program", exc) from None
 
 
-def pt2_model(name, info, path, init_path):
+def pt2_model(name, info, path, init_path, architecture=None):
+    """A Pt2Model of the vetted programs of ``path`` (and ``init_path``); ``architecture`` is unused:
+    a program holds its own."""
     from ...models.pt2_model import Pt2Model
 
     programs = {"final": read_pt2(path)}
