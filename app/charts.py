@@ -450,7 +450,9 @@ def describe_first_layer(images: dict) -> str:
                 f"{coverage.min():.0%} to {coverage.max():.0%}, mean {coverage.mean():.0%}; "
                 f"{(coverage == 0).sum():,} pixels are cut off entirely. Of {coverage.size:,} inputs, {units}.")
     kept = list(images["kept"])
-    filters = ", ".join(f"filter {u} keeps {k}" for u, k in zip(images["units"], kept, strict=True))
+    signs = [(int((np.asarray(f) > 0).sum()), int((np.asarray(f) < 0).sum())) for f in images["filters"]]
+    filters = ", ".join(f"filter {u} keeps {k} ({p} positive, {n} negative)"
+                        for u, k, (p, n) in zip(images["units"], kept, signs, strict=True))
     removed = sum(1 for k in kept if k == 0)
     return (f"Of the {images['size']} weights of each first-layer filter, {filters}"
             + (f"; {removed} of the {len(kept)} filters shown are removed entirely." if removed else "."))

@@ -166,7 +166,9 @@ def _draw(job: dict, bar, chart, key: str):
     bar.progress(done / total, text=text)
     runs = {SHORT[r]: {**job["runs"][r], "colour": COLOURS[r]} for r in job["starts"]
             if job["runs"][r]["history"] or (r == current and job["status"] == "running")}  # begun
-    chart.plotly_chart(charts.retrain_curves(runs, job["epochs"], job["dense"], job["supermask"]), key=key)
+    alt = "Test accuracy per epoch of retraining. " + charts.describe_retrain_curves(runs, job["epochs"], job["dense"],
+                                                                                     job["supermask"])
+    chart.plotly_chart(charts.retrain_curves(runs, job["epochs"], job["dense"], job["supermask"]), key=key, alt=alt)
 
 
 def _show(job: dict, s: Settings, bar, chart, table):

@@ -200,8 +200,9 @@ def first_layer_tab(s: Settings):
         st.caption("Which pixels each hidden unit still sees (white = kept). The first panel shows, per pixel, the "
                    "share of units keeping it: the always-blank border of the images goes first.")
     else:
-        st.caption("The first convolution filters with their pruned weights set to zero (red positive, blue "
-                   "negative); an all-white filter was removed.")
+        st.caption("The first convolution filters with their pruned weights set to zero: blue positive, red "
+                   "negative, white zero (hover a pixel for its value; *Chart as text* counts each filter's kept "
+                   "positive and negative weights); an all-white filter was removed.")
 
 
 def predictions_tab(s: Settings):

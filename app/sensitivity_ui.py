@@ -41,6 +41,27 @@ def heatmap(table: dict) -> go.Figure:
     return fig
 
 
+def describe(table: dict) -> str:
+    """The heatmap in words, from its numbers: per layer, how far it can be pruned alone within one
+    point of the dense accuracy, and what is left at the scan's last sparsity."""
+    dense, sparsities = table["dense_accuracy"], table["sparsities"]
+    parts = [f"Test accuracy with one layer pruned and all others dense, at {len(sparsities)} sparsities from "
+             f"{sparsities[0]:.0%} to {sparsities[-1]:.0%}; dense {dense:.2%}."]
+    for layer in table["layers"]:
+        within = [s for s, a in zip(sparsities, layer["accuracy"], strict=True) if a >= dense - 0.01]
+        reach = f"stays within 1 point of dense up to {within[-1]:.0%} pruned" if within else \
+            "loses more than 1 point already at the first sparsity"
+        parts.append(f"{layer['name']} {reach}; {layer['accuracy'][-1]:.1%} at {sparsities[-1]:.0%}.")
+    return " ".join(parts)
+
+
+def table_rows(table: dict) -> list:
+    """The heatmap's numbers: one row per layer, one column per sparsity (accuracy in %)."""
+    return [{"layer": layer["name"], **{f"{100 * s:g}% pruned": f"{100 * a:.1f}"
+                                        for s, a in zip(table["sparsities"], layer["accuracy"], strict=True)}}
+            for layer in table["layers"]]
+
+
 def _scan(s: Settings, m) -> None:
     """Run the scan now, with a progress bar, and keep it for this model."""
     limit = default_limit(m.dataset, str(m.device))
@@ -89,7 +110,8 @@ def tab(s: Settings):
         table = state.sensitivity_table(s.model)
     source = ("precomputed (`pretrained/" + s.model + "/sensitivity.json`)"
               if not s.model.startswith(state.UPLOAD) and state._shipped_table(s.model) else "computed here")
-    st.plotly_chart(heatmap(table), key="sens_heatmap")
+    sections.show_chart(heatmap(table), "sens_heatmap", "Accuracy of each layer pruned alone", describe(table),
+                        table_rows(table))
     st.caption(f"Scan {source}: criterion {table['criterion']} on {table['weights']} weights, {table['n']:,} test "
                f"images{' (class-stratified subset)' if table.get('limit') else ''}; dense accuracy "
                f"{table['dense_accuracy']:.2%}. Numbers are accuracy in %.")

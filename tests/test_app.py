@@ -222,6 +222,25 @@ def test_an_uploads_file_name_and_its_tensor_names_are_code_spans_in_the_page(at
     assert warning.startswith("`fc")
 
 
+@pytest.mark.parametrize("tab", ["Weights", "First layer", "Predictions", "IMP rounds", "Compare", "Sensitivity"])
+def test_every_chart_of_every_tab_has_a_text_alternative(tab):
+    """Each Plotly chart carries an accessible name (``alt``) that says what it shows in words (the
+    Retrain tab's chart: tests/test_app_retrain.py)."""
+    app = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=300)
+    app.session_state["model"] = MODEL
+    app.session_state["tab"] = tab
+    app.run()
+    assert not app.exception
+    charts = app.get("plotly_chart")
+    assert len(charts) >= 3  # the curve and the layer bars above the tabs, and the tab's own
+    for chart in charts:
+        assert len(chart.proto.alt) > 40 and "\n" not in chart.proto.alt, chart.proto.alt
+    if tab == "Sensitivity":
+        alt = charts[-1].proto.alt
+        assert alt.startswith("Accuracy of each layer pruned alone") and all(
+            f"fc{i}.weight" in alt for i in (1, 2, 3))
+
+
 @pytest.mark.parametrize("row", pruning.catalogue(), ids=lambda row: row["name"])
 def test_every_zoo_model_renders(row):
     """New zoo models are picked up by themselves: each one renders its model-specific parts."""

@@ -99,6 +99,8 @@ def test_the_comparison_shows_three_runs_against_dense_and_supermask():
     spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
     names = {trace.get("name") for trace in spec["data"]}
     assert {"θ0 · lottery ticket", "θf · fine-tune", "random re-init"} <= names
+    alt = at.get("plotly_chart")[-1].proto.alt  # the chart's text alternative: its numbers in words
+    assert alt.startswith("Test accuracy per epoch") and f"{pct(rows['fine-tune from θf']['final']):.1%}" in alt
 
 
 def test_missing_training_data_is_a_message_and_the_page_still_works(tmp_path, monkeypatch):

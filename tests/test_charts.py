@@ -199,9 +199,21 @@ def test_describe_first_layer_dense_and_conv():
     assert charts.describe_first_layer(dense) == ("Share of hidden units keeping each of the 4 input pixels: from "
                                                   "0% to 100%, mean 38%; 2 pixels are cut off entirely. Of 4 "
                                                   "inputs, unit 3 keeps 2.")
-    conv = {"kind": "conv", "units": [0, 1], "kept": [9, 0], "size": 27, "filters": np.zeros((2, 3, 3, 3))}
-    assert charts.describe_first_layer(conv) == ("Of the 27 weights of each first-layer filter, filter 0 keeps 9, "
-                                                 "filter 1 keeps 0; 1 of the 2 filters shown are removed entirely.")
+    filters = np.zeros((2, 3, 3, 3))
+    filters[0].flat[:9] = [1, -2, 3, -4, 5, 6, 7, 8, 9]
+    conv = {"kind": "conv", "units": [0, 1], "kept": [9, 0], "size": 27, "filters": filters}
+    assert charts.describe_first_layer(conv) == ("Of the 27 weights of each first-layer filter, filter 0 keeps 9 "
+                                                 "(7 positive, 2 negative), filter 1 keeps 0 (0 positive, 0 negative)"
+                                                 "; 1 of the 2 filters shown are removed entirely.")
+
+
+def test_filters_are_blue_positive_red_negative_white_zero_as_the_caption_says():
+    """The caption names the colours, so the colour scale must be the one it describes."""
+    conv = {"kind": "conv", "units": [0], "kept": [2], "size": 4, "filters": [np.array([[-1.0, 0], [0, 1]])]}
+    scale = charts.first_layer(conv).data[0].colorscale
+    low, middle, high = scale[0][1], scale[len(scale) // 2][1], scale[-1][1]
+    rgb = [tuple(int(v) for v in c[4:-1].split(",")) for c in (low, middle, high)]
+    assert rgb[0][0] > rgb[0][2] and rgb[2][2] > rgb[2][0] and min(rgb[1]) > 240  # red, white, blue
 
 
 def test_describe_predictions():
