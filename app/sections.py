@@ -237,7 +237,7 @@ def _describe(s: Settings) -> str:
     return f"{s.strategy} · {s.scope} scope · {s.granularity} · {s.sparsity:.2%} pruned · {WEIGHT_LABELS[s.weights]}"
 
 
-def _chance_jaccard(o: dict) -> float:
+def chance_jaccard(o: dict) -> float:
     """The Jaccard index two independent random masks keeping o's shares of weights would have on average:
     keeping shares a and b, they share a·b of the weights, so J = ab / (a + b - ab)."""
     a, b = o["kept_a"] / o["total"], o["kept_b"] / o["total"]
@@ -260,7 +260,7 @@ def compare_tab(s: Settings):
     cols[1].metric("Accuracy B", _pct(ev_b.accuracy), _change(ev_b.accuracy, ev_a.accuracy, "A"),
                    help=f"B: {_describe(b)}")
     cols[2].metric("Jaccard overlap", f"{o['jaccard']:.3f}",
-                   f"random masks: {_chance_jaccard(o):.3f}", delta_color="off", delta_arrow="off",
+                   f"random masks: {chance_jaccard(o):.3f}", delta_color="off", delta_arrow="off",
                    help="Weights kept by both / weights kept by either: 1 = the same weights, 0 = none in common. "
                         "Below: what two independent random masks of these sparsities would share on average.")
     cols[3].metric("Kept by both", f"{o['kept_both']:,}", f"A keeps {o['kept_a']:,}, B {o['kept_b']:,}",

@@ -10,7 +10,7 @@ from pruning.experiments.imp_table import imp_table
 import charts
 import state
 from controls import PRESETS, model_label, sorted_models
-from sections import errors_shown, page_style, show_chart
+from sections import chance_jaccard, errors_shown, page_style, show_chart
 from state import Settings
 
 SPARSE = 0.896  # lottery-ticket-pruner's third level
@@ -43,6 +43,13 @@ with errors_shown():
     st.markdown(f"A **random** mask that removes just as many weights scores **{rand.accuracy:.2%}** "
                 "(chance is 10%). So a pruning criterion is not just counting weights: magnitude tells us "
                 "which connections carry what the network learned.")
+    if has_init:
+        both = state.overlap(magnitude, magnitude._replace(strategy="movement"))
+        st.markdown(f"Criteria that work do not agree on *which* weights matter: the magnitude mask and a "
+                    f"**movement** mask (keep the weights that changed most in training) of the same {pct} share "
+                    f"only **{both['jaccard']:.0%}** of their kept weights (Jaccard index; two random masks would "
+                    f"share {chance_jaccard(both):.0%}). The Explorer's **Compare** tab sets two such settings "
+                    "side by side, layer by layer.")
     per_layer = state.evaluation(magnitude._replace(scope="layer"))
     st.header("3 · One ranking for the whole network, or one per layer?")
     st.markdown(f"Above, all weights competed in one *global* ranking. Pruning every layer by the same {pct} "
@@ -103,5 +110,9 @@ with errors_shown():
     st.caption("Live evaluations at lottery-ticket-pruner's levels (20%, 55.78%, 89.6%, 99.33% pruned), "
                "global scope. Past about 99% every criterion collapses: too few weights remain for the signal "
                "to get through.")
+    st.markdown("Networks with batch normalisation (the Explorer's CIFAR-10 ResNet-20) have one more lever: "
+                "pruning shifts every layer's activations while batch norm keeps the dense network's statistics. "
+                "The sidebar's batch-norm toggle re-estimates them on a few thousand training images, without "
+                "any training step, and shows how much accuracy that returns.")
     st.markdown("**Your turn:** open the *Explorer* page (sidebar) to try every criterion, scope and granularity, "
                 "and export the mask you like.")

@@ -144,3 +144,19 @@ def test_a_link_with_an_n_m_pattern_for_b():
     app.run()
     assert not app.exception and app.text_input(key="b_nm").value == "1:4"
     assert percent(app, "Accuracy B") == pytest.approx(accuracy(mask(None, granularity="1:4")), abs=1e-4)
+
+
+def test_guided_tour_compares_magnitude_and_movement_and_names_batch_norm():
+    from conftest import APP_SCRIPT
+
+    app = AppTest.from_file(str(APP_SCRIPT), default_timeout=300)
+    app.session_state["model"] = MODEL
+    app.run()
+    app.switch_page("tour.py").run()
+    assert not app.exception, app.exception
+    text = " ".join(md.value for md in app.markdown)
+    m = pruning.load_model(MODEL)
+    a = pruning.compute_mask(m, "large_final", 0.896, scope="global")
+    b = pruning.compute_mask(m, "movement", 0.896, scope="global")
+    assert f"only **{pruning.compare_masks(a, b)['jaccard']:.0%}** of their kept weights" in text
+    assert "**Compare** tab" in text and "batch-norm toggle" in text
