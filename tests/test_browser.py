@@ -1,8 +1,8 @@
 """The explorer in a real browser: `streamlit run app`, headless Chromium, move the prune slider
 with the keyboard and wait for the accuracy to change.
 
-UPDATE_SCREENSHOT=1 writes the screenshot to docs/screenshot.png (the README's picture);
-otherwise it goes to a temporary directory.  Skips only where /usr/bin/chromium is missing.
+UPDATE_SCREENSHOT=1 writes the screenshots to docs/ (screenshot.png, compare.png, supermask.png: the
+README's pictures); otherwise they go to a temporary directory.  Skips only where /usr/bin/chromium is missing.
 """
 
 import os
@@ -99,10 +99,35 @@ def test_compare_tab_shows_two_settings(server, tmp_path):
         page.wait_for_timeout(3000)  # let the charts settle for the picture
         assert "B (live)" in tabs.inner_text() and "Jaccard A/B" in tabs.inner_text()
         assert not page.locator('[data-testid="stException"]').count()
-        out = tmp_path / "compare.png"
+        out = ROOT / "docs" / "compare.png" if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "compare.png"
         tabs.screenshot(path=str(out))
         assert out.stat().st_size > 10_000
         shots = os.environ.get("BROWSER_SHOTS")
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             Path(shots, "compare.png").write_bytes(out.read_bytes())
+
+
+def test_learned_supermask_from_a_shared_link(server, tmp_path):
+    """A link to the learned supermask at 50% pruned on θ0 shows the engine's accuracy of that
+    shipped mask on the untrained weights (UPDATE_SCREENSHOT=1: docs/supermask.png)."""
+    import pruning
+
+    model = pruning.load_model("mnist-lenet300-torch")
+    mask = pruning.compute_mask(model, "learned_supermask", 0.5, scope="layer")
+    expected = f"{pruning.evaluate(model, mask, 'init').accuracy:.2%}"
+    link = f"{server}/?model=mnist-lenet300-torch&strategy=learned_supermask&scope=layer&weights=init&sparsity_pct=50.0"
+    with explorer_page(link, 1300) as page:
+        value = page.locator('[data-testid="stMetricValue"]').first
+        value.wait_for(timeout=120_000)
+        page.wait_for_function("v => document.querySelector('[data-testid=\"stMetricValue\"]').innerText === v",
+                               arg=expected, timeout=60_000)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_timeout(3000)  # let the charts settle for the picture
+        assert "learned_supermask" in page.locator('[data-testid="stMain"]').inner_text()
+        assert not page.locator('[data-testid="stException"]').count()
+        update = os.environ.get("UPDATE_SCREENSHOT") == "1"
+        out = ROOT / "docs" / "supermask.png" if update else tmp_path / "supermask.png"
+        page.screenshot(path=str(out))
+        assert out.stat().st_size > 10_000

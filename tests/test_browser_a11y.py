@@ -3,7 +3,8 @@ light or dark theme, the page works on a phone-sized screen, and every control i
 operable from the keyboard with a visible focus.
 
 One Streamlit server serves the module's tests.  UPDATE_SCREENSHOT=1 writes the dark-theme picture
-to docs/screenshot-dark.png (test_browser.py writes the light one, docs/screenshot.png); BROWSER_SHOTS
+to docs/screenshot-dark.png (test_browser.py writes the light one, docs/screenshot.png) and the phone
+one to docs/phone.png; BROWSER_SHOTS
 names a folder for the other pictures.  Skips only where /usr/bin/chromium is missing.
 """
 
@@ -142,7 +143,7 @@ def test_phone_sized_screen(open_page, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
     widths = page.locator(".js-plotly-plot").evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
     assert widths and max(widths) <= 390
-    shot(page, "phone.png", tmp_path)
+    shot(page, "phone.png", tmp_path, "phone.png")
     page.locator('[data-testid="stExpandSidebarButton"]').tap()
     sidebar = page.locator('[data-testid="stSidebar"]')
     preset = sidebar.get_by_role("button", name="99.33%", exact=True)
@@ -168,6 +169,40 @@ FOCUSED = r"""() => {
           testid: (e.closest('[data-testid]') || e).dataset.testid || '', visible: e.matches(':focus-visible'),
           box: {x: Math.max(r.x - 6, 0), y: Math.max(r.y - 6, 0), width: r.width + 12, height: r.height + 12}};
 }"""
+
+
+def keys_to(page, matches, back=False, seen=None, limit=80) -> dict:
+    """Press Tab (Shift+Tab with ``back``) until the focused element ``matches`` (``FOCUSED``'s dict);
+    every element passed on the way is appended to ``seen``."""
+    seen = [] if seen is None else seen
+    for _ in range(limit):
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+        info = page.evaluate(FOCUSED)
+        seen.append(info)
+        if matches(info):
+            return info
+    pytest.fail(f"Tab never reached the control; last: {seen[-5:]}")
+
+
+def choose_option(page, text):
+    """In a focused select box: open it, type to filter, take the first match."""
+    page.keyboard.press("ArrowDown")
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def open_tab(page, name: str, back: bool = False):
+    """Open tab ``name`` from the keyboard: Tab (Shift+Tab from inside a tab) to the tab list,
+    arrow keys to the tab, Enter."""
+    info = keys_to(page, lambda i: i["role"] == "tab", back)
+    for _ in range(12):
+        if info["text"] == name:
+            page.keyboard.press("Enter")
+            return
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("old => (document.activeElement.innerText || '').trim() !== old", arg=info["text"])
+        info = page.evaluate(FOCUSED)
+    pytest.fail(f"no tab {name!r}")
 
 
 def focus_shows(page, info: dict) -> int:
@@ -201,25 +236,17 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     accuracy = page.locator(METRIC).first.inner_text()
     seen, unseen_focus = [], []
 
-    def tab_to(matches, back=False, limit=80):
-        for _ in range(limit):
-            page.keyboard.press("Shift+Tab" if back else "Tab")
-            info = page.evaluate(FOCUSED)
-            seen.append(info)
-            if not info["visible"]:
-                unseen_focus.append(info)
-            if matches(info):
-                return info
-        pytest.fail(f"Tab never reached the control; last: {seen[-5:]}")
+    def tab_to(matches, back=False):
+        info = keys_to(page, matches, back, seen)
+        unseen_focus.extend(i for i in seen if not i["visible"] and i not in unseen_focus)
+        return info
 
     def focus_visible(info):
         pixels = focus_shows(page, info)
         assert pixels >= 30, f"no visible focus on {info} ({pixels} pixels change)"
 
-    def choose(text):  # in a focused select box: open it, type to filter, take the first match
-        page.keyboard.press("ArrowDown")
-        page.keyboard.type(text)
-        page.keyboard.press("Enter")
+    def choose(text):
+        choose_option(page, text)
 
     # forward through the sidebar to its last control; 500 images keep the rest of the test quick
     info = tab_to(lambda i: i["role"] == "combobox" and i["name"] == "Evaluation images")
@@ -274,3 +301,44 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     assert not unseen_focus, unseen_focus  # wherever Tab lands, the browser counts the focus as visible
     shot(page, "keyboard.png", tmp_path)
     assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_the_tabs_controls_work_from_the_keyboard(open_page, tmp_path):
+    """In the tabs too, keys alone operate a control of each: the IMP player's Step forward, the
+    Compare tab's criterion B, the Sensitivity tab's Apply button and an Export download."""
+    page = open_page(viewport={"width": 1400, "height": 1000})
+    settled(page, 300)
+    main = page.locator('[data-testid="stMain"]')
+
+    open_tab(page, "IMP rounds")
+    page.get_by_text("Round 0 of").first.wait_for()
+    assert page.get_by_role("tab", name="IMP rounds").get_attribute("aria-selected") == "true"
+    settled(page, 300)
+    keys_to(page, lambda i: i["text"] == "Step forward")
+    page.keyboard.press("Enter")
+    page.get_by_text("Round 1 of").first.wait_for()
+
+    open_tab(page, "Compare", back=True)
+    page.get_by_text("Accuracy B").wait_for()
+    settled(page, 300)
+    in_main = "() => !!document.activeElement.closest('[data-testid=stMain]')"
+    keys_to(page, lambda i: i["role"] == "combobox" and i["name"] == "Criterion" and page.evaluate(in_main))
+    choose_option(page, "movement")
+    page.wait_for_function("() => location.search.includes('b_strategy=movement')", timeout=WAIT)
+    assert "Jaccard" in main.inner_text()
+
+    open_tab(page, "Sensitivity", back=True)
+    page.get_by_role("button", name="Apply these budgets to the current mask").wait_for()
+    settled(page, 300)
+    keys_to(page, lambda i: i["text"] == "Apply these budgets to the current mask")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => location.search.includes('scope=sensitivity')", timeout=WAIT)
+
+    open_tab(page, "Export", back=True)
+    settled(page, 300)
+    keys_to(page, lambda i: i["text"].startswith("Mask (.npz"))
+    with page.expect_download(timeout=WAIT) as download:
+        page.keyboard.press("Enter")
+    assert download.value.suggested_filename.endswith(".npz")
+    assert not page.locator('[data-testid="stException"]').count()
+    shot(page, "keyboard-tabs.png", tmp_path)
