@@ -13,7 +13,7 @@ import pytest
 from conftest import CHROMIUM, ROOT, explorer_page
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
-MODEL = os.environ.get("SENSITIVITY_MODEL", "mnist-lenet300-torch")
+MODEL = os.environ.get("SENSITIVITY_MODEL", "mnist-lenet300-torch")  # docs/sensitivity.png: cifar10-resnet20-torch
 
 
 def test_sensitivity_tab_heatmap_and_apply(server, tmp_path):  # noqa: F811
@@ -35,6 +35,8 @@ def test_sensitivity_tab_heatmap_and_apply(server, tmp_path):  # noqa: F811
         page.wait_for_function("() => location.search.includes('sparsity_pct=90')", timeout=60_000)
         page.get_by_text("The sidebar is on the sensitivity scope").wait_for(timeout=120_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+        page.mouse.move(0, 0)  # the Apply button's tooltip off the picture
+        page.locator("body").press("Escape")
         page.wait_for_timeout(2000)  # let the charts settle for the picture
         assert not page.locator('[data-testid="stException"]').count()
         update = os.environ.get("UPDATE_SCREENSHOT") == "1"
