@@ -95,6 +95,7 @@ def _table(result: dict) -> list:
                     f"{result['suffix']} file (MB)": "mask only" if native is None else f"{native / 1e6:.3f}",
                     "ONNX file (MB)": round(r["onnx_bytes"] / 1e6, 3),
                     "stored parameters": r["parameters"], "nonzero": r["nonzero"],
+                    "weights in memory (MB)": round(r["weight_bytes"] / 1e6, 3),
                     f"onnxruntime, {r['images']:,} images (ms)": round(r["seconds"] * 1e3, 1),
                     "same as engine": r["same_argmax"],
                     "max |Δ logit|": f"{r['max_abs_diff']:.1e}"})
@@ -138,7 +139,7 @@ def summary(rows: list) -> str:
 
     def versus(r):
         return (f"{r['onnx_bytes'] / dense['onnx_bytes']:.0%} of the dense file size, "
-                f"{r['parameters'] / dense['parameters']:.0%} of its stored parameters, "
+                f"{r['parameters'] / dense['parameters']:.0%} of its stored parameters and weight memory, "
                 f"{r['seconds'] / dense['seconds']:.2f}× its time")
 
     text = f"Measured: the pruned (masked) ONNX model has {versus(by['pruned'])}"

@@ -65,6 +65,8 @@ def test_dense_shapes_stay_in_the_masked_onnx_and_go_in_the_shrunk_one():
     assert rows["pruned"]["nonzero"] < rows["dense"]["nonzero"]
     assert rows["shrunk"]["parameters"] == rows["shrunk"]["nonzero"] < rows["pruned"]["parameters"] / 2
     assert rows["shrunk"]["onnx_bytes"] < rows["dense"]["onnx_bytes"] / 2
+    assert rows["dense"]["weight_bytes"] == rows["pruned"]["weight_bytes"] == 4 * 266610  # float32, dense shapes
+    assert rows["shrunk"]["weight_bytes"] == 4 * rows["shrunk"]["parameters"]
     assert all(r["same_argmax"] and r["max_abs_diff"] <= 1e-4 and r["seconds"] > 0 for r in rows.values())
 
 

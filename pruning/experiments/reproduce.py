@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from ..models.adapter import adapter
 from ..core.evaluate import evaluate
 from ..core.prune import compute_mask
 from ..models.zoo import info, load_model
@@ -57,9 +58,8 @@ def _model(name: str, seed: int, quick: bool):
     """The zoo model for seed 0; for another seed the same recipe trained again from that seed."""
     if seed == 0:
         return load_model(name)
-    from ..training.train_torch import train_seed
-
-    return train_seed(name, seed, epochs=1 if quick else None, limit=3000 if quick else None)
+    trainer = adapter(info(name)["framework"]).training()
+    return trainer.train_seed(name, seed, epochs=1 if quick else None, limit=3000 if quick else None)
 
 
 # --- lottery-ticket-pruner ---------------------------------------------------------------------
@@ -425,9 +425,8 @@ def _tfmot_trial(item):
     from .. import data
     from ..core.masks import report
     from ..core.schedules import PolynomialDecay
-    from ..training.train_keras import prune_while_finetuning
-
     model, p = load_model("mnist-conv-keras"), TFMOT
+    prune_while_finetuning = adapter(model).training().prune_while_finetuning
     x, y = data.load("mnist", "train")
     n = int(len(x) * (1 - p["validation_split"]))  # Keras's validation_split holds out the last 10%
     x, y = (x[:n], y[:n]) if not item["limit"] else (x[:item["limit"]], y[:item["limit"]])
@@ -476,8 +475,8 @@ def tfmot(quick, seeds, run):
 
 # seeds and rounds per model: 2 x rounds + 1 trainings a seed; LeNet-300-100 on MNIST, the paper's own
 # case, goes to 3.5% of its hidden weights remaining (Frankle & Carbin's figures reach 3.6% and below)
-IMP_MODELS = {"mnist-lenet300-torch": {"seeds": 5, "rounds": 15}, "fmnist-lenet300-torch": {"seeds": 3, "rounds": 10},
-              "mnist-lenet5-torch": {"seeds": 3, "rounds": 10}}
+IMP_MODELS = {"mnist-lenet300-torch": {"seeds": 5, "rounds": 15}, "fmnist-lenet300-torch": {"seeds": 5, "rounds": 15},
+              "mnist-lenet5-torch": {"seeds": 5, "rounds": 15}}
 
 
 def _imp_rounds_trial(item):

@@ -14,7 +14,8 @@ VARIANTS = ("dense", "pruned", "shrunk")
 
 
 def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int = 3, threads: int = 1) -> list:
-    """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero), the median
+    """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero) and the bytes
+    they take in memory (``weight_bytes``: float initializers, as a runtime holds them), the median
     of ``repeats`` wall times of onnxruntime on all ``images`` (``threads`` CPU threads, batches of
     ``model.batch_size``; the variants take turns in each round, so that load on the machine hits
     them alike), and the largest |logit difference| and argmax agreement with
@@ -33,8 +34,9 @@ def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int =
         sess = onnx_export.session(data, threads)
         out = onnx_export.run(sess, x, batch)  # also the warm-up
         ref = engine_logits["dense" if variant == "dense" else "pruned"]
-        stored, nonzero = _parameters(data)
+        stored, nonzero, weight_bytes = _parameters(data)
         rows.append({**row, "onnx_bytes": len(data), "parameters": stored, "nonzero": nonzero,
+                     "weight_bytes": weight_bytes,
                      "images": len(x), "batch": batch, "threads": threads,
                      "max_abs_diff": float(np.abs(out - ref).max()),
                      "same_argmax": bool((out.argmax(1) == ref.argmax(1)).all())})
@@ -51,14 +53,15 @@ def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int =
     return rows
 
 
-def _parameters(data: bytes) -> tuple[int, int]:
-    """(values stored in the graph's float initializers, how many of them are nonzero)."""
+def _parameters(data: bytes) -> tuple[int, int, int]:
+    """(values stored in the graph's float initializers, how many of them are nonzero, their bytes:
+    the memory a runtime holds for the weights)."""
     import onnx
     from onnx import numpy_helper
 
-    stored = nonzero = 0
+    stored = nonzero = nbytes = 0
     for init in onnx.load_from_string(data).graph.initializer:
         arr = numpy_helper.to_array(init)
         if arr.dtype.kind == "f" and arr.size > 1:
-            stored, nonzero = stored + arr.size, nonzero + int(np.count_nonzero(arr))
-    return stored, nonzero
+            stored, nonzero, nbytes = stored + arr.size, nonzero + int(np.count_nonzero(arr)), nbytes + arr.nbytes
+    return stored, nonzero, nbytes
