@@ -1,7 +1,11 @@
-"""Fuzzing uploads/readers/archive.py and masks.load with random, mutated and truncated zips: a
-PruningError (one line) or a result comes out, never another exception, and quickly."""
+"""Fuzzing uploads/readers/archive.py, masks.load and the .pt2 and .keras vetting stages with random,
+mutated and truncated zips: a PruningError (one line) or a result comes out, never another exception,
+and quickly."""
 
+import functools
 import io
+from pathlib import Path
+import tempfile
 import warnings
 import zipfile
 
@@ -85,3 +89,58 @@ def test_mask_load_of_random_members(entries):
         for name, data in entries:
             z.writestr(zipfile.ZipInfo(name), data)
     _only_pruning_errors(lambda: masks.load(io.BytesIO(buffer.getvalue())))
+
+
+# --- the .pt2 and .keras vetting stages (before any library reads the file) ----------------------
+
+@functools.cache
+def _model_seeds() -> dict:
+    import hostile
+
+    return {"pt2": hostile.tiny_pt2(), "keras": hostile.zoo_keras()}
+
+
+@st.composite
+def mutated_model(draw, kind: str):
+    """A valid .pt2 or .keras whose bytes, or one member's bytes (the JSON ones most often), are
+    mutated as ``mutated`` does, then re-zipped."""
+    import hostile
+
+    data = _model_seeds()[kind]
+    if draw(st.booleans()):  # raw bytes: headers, CRCs, the central directory
+        raw = bytearray(data)
+        for _ in range(draw(st.integers(1, 8))):
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        return bytes(raw[:draw(st.integers(len(raw) // 2, len(raw)))]) if draw(st.booleans()) else bytes(raw)
+    entries = hostile.members(data)
+    small = [i for i, (_, body) in enumerate(entries) if len(body) < 200_000]
+    i = draw(st.sampled_from(small))
+    body = bytearray(entries[i][1])
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, max(len(body) - 1, 0)))
+        body[at:at + 1] = draw(st.sampled_from([b"", b"[", b"{", b'"', b"9" * 12, b"-1", b"\xff", b"os.system"]))
+    entries[i] = (entries[i][0], bytes(body))
+    return hostile.zip_bytes(entries)
+
+
+def _vet(reader, data: bytes, suffix: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        return _only_pruning_errors(lambda: reader(path))
+
+
+@settings(max_examples=60, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_model("pt2"))
+def test_pt2_vetting_only_refuses_with_pruning_error(data):
+    from pruning.uploads.readers.pt2 import check_pt2
+
+    _vet(check_pt2, data, ".pt2")
+
+
+@settings(max_examples=60, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_model("keras"))
+def test_keras_vetting_only_refuses_with_pruning_error(data):
+    from pruning.uploads.readers.keras import read_keras
+
+    _vet(read_keras, data, ".keras")

@@ -94,5 +94,5 @@ def test_summary_says_when_there_is_no_shrunk_model():
             {"variant": "pruned", "onnx_bytes": 1000, "parameters": 100, "seconds": 1.0},
             {"variant": "shrunk", "error": "nothing to shrink: ..."}]
     assert export_ui.summary(rows) == ("Measured: the pruned (masked) ONNX model has 100% of the dense file size, "
-                                       "100% of its stored parameters and weight memory, 0.50× its time; no shrunk model "
-                                       "(nothing to shrink at this setting).")
+                                       "100% of its stored parameters and weight memory, 0.50× its time; "
+                                       "no shrunk model (nothing to shrink at this setting).")
