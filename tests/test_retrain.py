@@ -98,7 +98,8 @@ def test_retrain_cli_json(capsys):
 
 
 @needs_data
-@pytest.mark.parametrize("name", ["supermask", "weight-vs-unit", "lottery-ticket-pruner", "lottery-ticket", "dynamic"])
+@pytest.mark.parametrize("name", ["supermask", "weight-vs-unit", "lottery-ticket-pruner", "lottery-ticket", "dynamic",
+                                  "han"])
 def test_reproduce_quick_runs_the_mnist_experiments(name, tmp_path):
     """Every reproduction reports mean ± std over seeds and its protocol differences."""
     out = tmp_path / "r.md"
