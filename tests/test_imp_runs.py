@@ -133,3 +133,18 @@ def test_imp_rounds_quick_reports_both_models_and_writes_nothing(tmp_path):
     assert "quick mode" in text and "**mnist-lenet300-torch** (mean ± std over 2 seed(s))" in text
     assert "Protocol differences from the source:" in text and "random re-init: early-stop iteration" in text
     assert {p: p.stat().st_mtime_ns for p in imp_runs.ZOO.glob("*/imp/*")} == before
+
+
+def test_get_run_leaves_storing_to_the_caller_on_request_and_resumes_from_what_is_stored(tmp_path, monkeypatch):
+    """``store=False``: a trial on a cluster node computes the run and hands it back whole; the driver
+    stores it, and the next call finds it (``stored``) instead of computing it again."""
+    made = []
+    monkeypatch.setattr(imp_runs, "directory", lambda name: tmp_path / name)
+    monkeypatch.setattr(imp_runs, "imp_run", lambda name, seed, **kw: made.append(seed) or
+                        {**_fake_run(seed), "protocol": {**imp_runs.PROTOCOL, "limit": None}})
+    run = imp_runs.get_run("toy", 1, store=False)
+    assert run["stored"] is False and made == [1] and not (tmp_path / "toy").exists()
+    imp_runs.save(run, masks=True)  # what the driver does
+    again = imp_runs.get_run("toy", 1)
+    assert again["stored"] is True and made == [1]
+    assert again["rounds"] == run["rounds"] and "stored" not in (tmp_path / "toy" / "seed1.json").read_text()

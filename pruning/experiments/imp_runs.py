@@ -31,6 +31,7 @@ import numpy as np
 from ..core.masks import report
 from ..core.selection import check_whole
 from ..errors import PruningError
+from ..fileio import atomic_write, write_json
 from ..models.zoo import ZOO, check_name
 
 VALIDATION = 5000  # held out from the end of the training split (Frankle & Carbin hold out 5,000)
@@ -65,17 +66,25 @@ def _split(dataset: str, train_images=None, limit=None):
     return train, val, data.load(dataset, "test")
 
 
-def get_run(name: str, seed: int, *, limit=None, log=None, **protocol) -> dict:
-    """The stored run of this protocol when there is one (resumption), else a new run, stored
-    unless ``limit`` makes it a smoke test."""
+def stored_run(name: str, seed: int, *, limit=None, **protocol) -> dict | None:
+    """The stored run of ``name`` and ``seed`` if it was made with this protocol (``stored`` True),
+    else None."""
     run = stored(name, seed)
     wanted = {**PROTOCOL, **{k: v for k, v in protocol.items() if v}, "limit": limit}
-    if run is not None and run["protocol"] == wanted:
+    return {**run, "stored": True} if run is not None and run["protocol"] == wanted else None
+
+
+def get_run(name: str, seed: int, *, limit=None, log=None, store=True, **protocol) -> dict:
+    """The stored run of this protocol when there is one (resumption; ``run["stored"]`` is True),
+    else a new run, stored here when ``store`` and no ``limit`` makes it a smoke test (with
+    ``store=False`` the caller stores it: a trial on a cluster node returns it to the driver)."""
+    run = stored_run(name, seed, limit=limit, **protocol)
+    if run is not None:
         return run
     run = imp_run(name, seed=seed, limit=limit, log=log, **protocol)
-    if not limit:
+    if store and not limit:
         save(run, masks=seed == 0)
-    return run
+    return {**run, "stored": False}
 
 
 def _summary(history):
@@ -171,11 +180,11 @@ def save(run: dict, folder=None, masks: bool = True) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"seed{run['seed']}"
     if masks:
-        np.savez_compressed(f"{stem}.npz", **run["pruned_in_round"])
+        atomic_write(f"{stem}.npz", lambda f: np.savez_compressed(f, **run["pruned_in_round"]))
     rounds = [{**row, **{k: _columns(row[k]) for k in ("ticket", "random") if row[k]}} for row in run["rounds"]]
-    meta = {k: v for k, v in run.items() if k != "pruned_in_round"} | {"rounds": rounds,
-                                                                       "tensors": list(run["pruned_in_round"])}
-    Path(f"{stem}.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n")
+    meta = {k: v for k, v in run.items() if k not in ("pruned_in_round", "stored")} | {
+        "rounds": rounds, "tensors": list(run["pruned_in_round"])}
+    write_json(f"{stem}.json", meta, indent=None, ensure_ascii=False, separators=(",", ":"))
 
 
 def _columns(summary: dict) -> dict:

@@ -510,9 +510,8 @@ def _imp_rounds_trial(item):
 
     if item["quick"]:
         run = imp_runs.imp_run(item["name"], seed=item["seed"], rounds=2, iterations=100, eval_every=25, limit=600)
-    else:
-        run = imp_runs.get_run(item["name"], item["seed"], rounds=item["rounds"])
-    run.pop("pruned_in_round")  # the masks stay on disk; the table needs the histories
+    else:  # a new run comes back whole, masks included, and the driver stores it (imp_rounds)
+        run = imp_runs.get_run(item["name"], item["seed"], rounds=item["rounds"], store=False)
     return run
 
 
@@ -573,7 +572,21 @@ def imp_rounds(quick, seeds, run):
     counts = {name: seeds or (seeds_for(None, True) if quick else m["seeds"]) for name, m in IMP_MODELS.items()}
     items = [{"name": name, "seed": s, "quick": quick, "rounds": IMP_MODELS[name]["rounds"]}
              for name, n in counts.items() for s in range(n)]
-    results = run(_imp_rounds_trial, items)
+    from . import imp_runs
+
+    # resumption on the driver: runs stored here are read back; only the others are trials, and
+    # the driver stores what they return (with --address they ran on other machines)
+    done = {i: imp_runs.stored_run(it["name"], it["seed"], rounds=it["rounds"]) for i, it in enumerate(items)
+            if not quick}
+    todo = [i for i in range(len(items)) if done.get(i) is None]
+    for i, r in zip(todo, run(_imp_rounds_trial, [items[i] for i in todo]), strict=True):
+        if not quick:
+            imp_runs.save(r, masks=r["seed"] == 0)
+        done[i] = r
+    results = [done[i] for i in range(len(items))]
+    for r in results:
+        r.pop("pruned_in_round", None)
+        r.pop("stored", None)
     p = results[0]["protocol"]
     sections, reached, i = [], [], 0
     for name, n in counts.items():
