@@ -287,7 +287,8 @@ class _Upload:
 def part_g(repeats: int) -> dict:
     """The same uploaded file evaluated in-process and in its sandboxed worker (full test set)."""
     rows = []
-    for name in ("mnist-lenet300-torch", "mnist-lenet5-torch", "fmnist-lenet300-torch", "mnist-lenet300-keras"):
+    for name in ("mnist-lenet300-torch", "mnist-lenet5-torch", "fmnist-lenet300-torch", "mnist-lenet300-keras",
+                 "mnist-conv-keras"):
         directory = zoo.ZOO / name
         suffix = adapter(zoo.info(name)["framework"]).suffix
         final, init = directory / f"final{suffix}", directory / f"init{suffix}"
