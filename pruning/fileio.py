@@ -96,12 +96,13 @@ def write_json(path, value, **dumps) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def hardware() -> str:
-    """The accelerator of a framework already imported (never imports one), else ``cpu_description()``."""
-    torch = sys.modules.get("torch")
+def hardware(framework: str | None = None) -> str:
+    """The accelerator ``framework`` ("torch" or "keras"; None: either) computes on, if it is
+    imported (this never imports one), else ``cpu_description()``."""
+    torch = sys.modules.get("torch") if framework in (None, "torch") else None
     if torch is not None and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    tf = sys.modules.get("tensorflow")
+    tf = sys.modules.get("tensorflow") if framework in (None, "keras") else None
     gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
     if gpus:
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")

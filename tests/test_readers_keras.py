@@ -79,6 +79,23 @@ def test_config_too_deep(tmp_path, levels):
     refused(keras_file(tmp_path / "deep.keras", deep.encode()), "config.json nests deeper than 64 levels")
 
 
+def test_an_unterminated_string_config_is_refused_in_one_pass():
+    """1 MB of escaped quotes that never close: the depth count before parsing must not re-scan from
+    every quote (a quadratic scan took minutes; a linear one well under the alarm)."""
+    import signal
+
+    from pruning.uploads.readers.keras_config import parse_config
+
+    data = ('"' + '\\"' * 349_000).encode()  # 1 MB: a string opened and never closed
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the depth count did not finish in 20 s"))
+    signal.alarm(20)
+    try:
+        with pytest.raises(pruning.PruningError, match="not a valid .keras file"):
+            parse_config(data, "slow.keras")
+    finally:
+        signal.alarm(0)
+
+
 def test_config_not_json_or_not_an_object(tmp_path):
     refused(keras_file(tmp_path / "j.keras", b"{not json"), r"not a valid \.keras file \(config\.json: ")
     refused(keras_file(tmp_path / "l.keras", b"[1, 2]"), "config.json is not a JSON object")
@@ -315,3 +332,18 @@ def test_keras_errors_name_the_visitors_file(keras, tmp_path):
     with pytest.raises(PruningError, match="odd.keras") as err:
         byo.load_file_model(tmp_path / "odd.keras", "mnist")
     assert "\n" not in str(err.value) and "pruning-keras-" not in str(err.value)
+
+
+def test_a_tensor_name_that_looks_like_a_web_address_is_refused(tmp_path):
+    """The page shows tensor names in chart descriptions (Markdown), where ``www.…`` or ``…://…``
+    would become a link: such a layer name is refused in one line, before anything is shown."""
+    import keras
+
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Flatten(name="flat")(inputs)
+    outputs = keras.layers.Dense(10, name="www.evil.example")(x)
+    path = tmp_path / "linked.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(PruningError, match=r"the tensor name `www\.evil\.example.*` looks like a web address") as err:
+        byo.load_file_model(path, "mnist")
+    assert "\n" not in str(err.value)

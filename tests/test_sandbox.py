@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import pruning
-from pruning.uploads.sandbox import Limits, Pool, WorkerFailed, load_upload, remote, wire
+from pruning.uploads.sandbox import Limits, Pool, WorkerFailed, load_upload, wire
 from pruning.uploads.sandbox.pool import Worker
 
 ROOT = Path(pruning.__file__).resolve().parent.parent
@@ -157,28 +157,31 @@ def test_a_model_that_needs_too_much_memory_gets_one_line_and_others_keep_workin
 
 
 def test_an_upload_over_the_parameter_budget_is_refused_before_the_server_holds_its_weights(pool, monkeypatch):
-    """LeNet-300-100 has 266,200 prunable weights: under a budget of 100,000 the worker refuses it
-    (one line, naming the setting), and the server, told by a worker that does not refuse, still
-    does, having read no more than the budget's bytes."""
+    """LeNet-300-100 has 266,200 prunable weights. Under a budget of 100,000 the worker refuses it
+    (one line, naming the setting). A worker that does not refuse (compromised) meets the server's
+    own bounds: the answer may hold only the budget's bytes (at 1,000 weights LeNet's 1 MB is cut
+    off and the worker stopped), and whatever arrives is counted again."""
     assert Limits.from_env({"PRUNING_UPLOAD_PARAMETERS": "100000"}).upload_parameters == 100_000
-    assert lenet(pool, init=False).specs  # the default budget (10,000,000) takes it
-    small = Pool(Limits(upload_parameters=100_000))
+    assert lenet(pool, init=False).specs  # the default budget takes it
+    real = Worker.request
+
+    def lenient(self, header, *args, **kwargs):
+        return real(self, {**header, "max_parameters": 10**9} if header.get("op") == "load" else header,
+                    *args, **kwargs)
+
+    small, tiny = Pool(Limits(upload_parameters=100_000)), Pool(Limits(upload_parameters=1_000))
     try:
         with pytest.raises(pruning.PruningError, match=r"266,200 prunable weights; this server accepts uploads of "
                                                        r"at most 100,000 \(PRUNING_UPLOAD_PARAMETERS\)$"):
             lenet(small, init=False)
-        monkeypatch.setattr(remote, "_load_bytes", lambda budget: 2**30)  # a worker that lies: the server's check
-        real = Worker.request
-
-        def lenient(self, header, *args, **kwargs):
-            return real(self, {**header, "max_parameters": 10**9} if header.get("op") == "load" else header,
-                        *args, **kwargs)
-
         monkeypatch.setattr(Worker, "request", lenient)
+        with pytest.raises(WorkerFailed, match="loading the model stopped the worker"):
+            lenet(tiny, owner="b", init=False)  # 1 MB of weights against a 48 KB answer
         with pytest.raises(pruning.PruningError, match="266,200 prunable weights"):
-            lenet(small, owner="b", init=False)
+            lenet(small, owner="c", init=False)  # arrives (under 4.8 MB), counted, refused
     finally:
         small.shutdown()
+        tiny.shutdown()
 
 
 def test_one_worker_per_owner_and_a_cap_on_workers_in_all():

@@ -110,6 +110,16 @@ def _npy_size(f, name: str, label: str, size: int) -> None:
                            f"{size - f.tell()}")
 
 
+def _header_end(head: bytes) -> int:
+    """Where a .npy header says it ends (magic, version, length field, header), 0 if ``head`` does
+    not start like one."""
+    if not head.startswith(b"\x93NUMPY") or len(head) < 12:
+        return 0
+    if head[6] == 1:
+        return 10 + int.from_bytes(head[8:10], "little")
+    return 12 + int.from_bytes(head[8:12], "little")
+
+
 def _npy_head(label: str):
     """``read_zip``'s ``head`` check for a mask: each .npy header, judged against the member's
     declared size before the member is unpacked (its header must fit in the first HEAD_BYTES)."""
@@ -119,7 +129,7 @@ def _npy_head(label: str):
         except PruningError:
             raise
         except (ValueError, EOFError) as exc:
-            if len(head) >= HEAD_BYTES:
+            if _header_end(head) > HEAD_BYTES:
                 raise PruningError(f"{label}: the .npy header of {name} is over {HEAD_BYTES} bytes") from None
             raise PruningError(f"cannot read {label}: not a valid .npz mask ({first_line(exc)})") from None
     return check

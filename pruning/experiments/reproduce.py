@@ -580,7 +580,7 @@ def imp_rounds(quick, seeds, run):
             if not quick}
     todo = [i for i in range(len(items)) if done.get(i) is None]
     for i, r in zip(todo, run(_imp_rounds_trial, [items[i] for i in todo]), strict=True):
-        if not quick:
+        if not quick and not r.get("stored"):  # (a node may have found the run on its own disk)
             imp_runs.save(r, masks=r["seed"] == 0)
         done[i] = r
     results = [done[i] for i in range(len(items))]

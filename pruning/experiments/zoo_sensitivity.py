@@ -52,7 +52,7 @@ def run(name: str, log=print) -> dict:
               if limit(name) else f"the full test set ({table['n']} images)")
     table["record"] = {"command": "python -m pruning " + shlex.join(arguments(name)), "images": images,
                        "regenerate": f"python -m pruning.experiments.zoo_sensitivity {name}",
-                       "wall_time_s": table["seconds"], "hardware": hardware()}
+                       "wall_time_s": table["seconds"], "hardware": hardware(info(name)["framework"])}
     if "torch" in sys.modules:
         table["record"]["torch_threads"] = sys.modules["torch"].get_num_threads()
     atomic_write(ZOO / name / "sensitivity.json", lambda f: f.write((json.dumps(table, indent=1) + "\n").encode()))

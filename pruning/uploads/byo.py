@@ -23,6 +23,7 @@ message; NaN or infinite weights are kept, with a note in ``model.warnings``.
 
 import os
 from pathlib import Path
+import re
 import zipfile
 
 import numpy as np
@@ -35,6 +36,7 @@ from ..models.adapter import ADAPTERS
 from ..training.recipes import CIFAR, FASHION, MNIST
 
 FORMATS = {suffix: how for how in ADAPTERS.values() for suffix, _ in how.uploads}  # suffix -> its adapter
+LINK_LIKE = re.compile(r"://|(^|[^\w])www\.", re.IGNORECASE)  # what Markdown turns into a link
 PICKLED = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".dill"}
 PREPROCESSING = {"mnist": MNIST, "fashion_mnist": FASHION, "cifar10": CIFAR}
 ADVICE = ("upload a .safetensors state dict (safetensors.torch.save_file(model.state_dict(), path)), "
@@ -150,6 +152,9 @@ def load_file_model(path, dataset: str, init_path=None, *, architecture: str | N
     model = how.reader(suffix)(name, info, path, init_path, architecture)
     if not model.specs:
         raise PruningError(f"{name} has no prunable layer (no dense or convolution kernel)")
+    linked = next((n for n in model.specs if LINK_LIKE.search(n)), None)
+    if linked is not None:  # the page shows tensor names in chart descriptions, where Markdown would link them
+        raise PruningError(f"{name}: the tensor name {quote(linked)} looks like a web address; rename the layer")
     check_forward(model)
     model.warnings = nonfinite_warnings(model.states)
     if getattr(model, "static_batch", None):

@@ -19,17 +19,22 @@ MAX_INTERMEDIATE = 256 * 2**20  # bytes of a .pt2 program's largest tensor, at i
 MAX_FLOPS_PER_IMAGE = 2 * 10**9  # a .pt2 program's work per image (FLOPs + elements written); ResNet-20: 0.08e9
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, escapes included
-_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+# one token: a JSON string (its closing quote optional, so an unterminated one is consumed once and
+# the scan stays linear) or a bracket
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def json_depth(text: str) -> int:
     """How deeply ``text``'s JSON arrays and objects nest, counted without parsing it (brackets
-    inside strings do not count)."""
+    inside strings do not count), in one linear pass."""
     depth = deepest = 0
-    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        depth += 1 if ch in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in _TOKEN.finditer(text):
+        ch = token.group()
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
     return deepest
 
 

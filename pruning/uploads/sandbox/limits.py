@@ -10,6 +10,7 @@
     PRUNING_MAX_WORKERS             2  workers alive at once, all visitors together
     PRUNING_MAX_UPLOADS             2  uploaded models held per browser session
     PRUNING_WORKER_WAIT_S          30  how long a request waits for a free worker before it is refused
+    PRUNING_UPLOAD_PARAMETERS 5000000  prunable weights of one upload (the server holds its weights)
 
 The address space (RLIMIT_AS) is capped at memory + 6 GB: TensorFlow alone maps about 2.6 GB of
 shared libraries and reservations, which RLIMIT_DATA does not count and RLIMIT_AS would.
@@ -39,7 +40,7 @@ class Limits:
     max_workers: int = 2
     max_uploads: int = 2
     wait_s: float = 30.0
-    upload_parameters: int = 10_000_000  # prunable weights of one upload, held by the server per weight set
+    upload_parameters: int = 5_000_000  # prunable weights of one upload, held by the server per weight set
 
     @property
     def address_space_mb(self) -> int:

@@ -36,9 +36,10 @@ MAX_ANSWER = 4 * byo.MAX_BYTES  # bytes of arrays in the answer to an export or 
 
 
 def _load_bytes(budget: int) -> int:
-    """The most array bytes a load's answer may hold: every weight set of ``budget`` float64
-    weights, with room for the unit parameters (biases, batch norm)."""
-    return min(MAX_ANSWER, len(WEIGHT_SETS) * 8 * budget * 2 + 2**20)
+    """The most array bytes a load's answer may hold: every weight set of ``budget`` weights, as
+    float64 at most, and as much again for the unit parameters (biases, batch norm: at most four
+    per unit, and a unit has at least one weight, but in practice a small share)."""
+    return min(MAX_ANSWER, len(WEIGHT_SETS) * 8 * budget * 2)
 
 
 class Prepared:
@@ -62,7 +63,8 @@ def _specs(reply: dict) -> dict:
               and all(isinstance(v, list) and all(type(d) is int and d >= 0 for d in v) for v in row[1:3])
               and (not row[2] or sorted(row[2]) == list(range(len(row[1]))))
               and isinstance(row[3], list) and len(row[3]) <= 4
-              and all(isinstance(p, str) and NAME.fullmatch(p) for p in [row[0], *row[3]]))
+              and all(isinstance(p, str) and NAME.fullmatch(p) and not byo.LINK_LIKE.search(p)
+                      for p in [row[0], *row[3]]))
         if not ok or row[0] in specs:
             raise PruningError("the worker's answer is malformed (specs)")
         specs[row[0]] = TensorSpec(row[0], tuple(row[1]), tuple(row[2]), tuple(row[3]))
