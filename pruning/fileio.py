@@ -95,15 +95,3 @@ def write_json(path, value, **dumps) -> None:
     text = json.dumps(value, indent=dumps.pop("indent", 2), **dumps) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
 
-
-def hardware(framework: str | None = None) -> str:
-    """The accelerator ``framework`` ("torch" or "keras"; None: either) computes on, if it is
-    imported (this never imports one), else ``cpu_description()``."""
-    torch = sys.modules.get("torch") if framework in (None, "torch") else None
-    if torch is not None and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    tf = sys.modules.get("tensorflow") if framework in (None, "keras") else None
-    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    return cpu_description()

@@ -14,7 +14,8 @@ import json
 import shlex
 import sys
 
-from ..fileio import atomic_write, hardware
+from ..fileio import atomic_write
+from ..models.adapter import adapter
 from ..models.zoo import ZOO, info, load_model
 from ..core.sensitivity import SPARSITIES, scan
 
@@ -52,7 +53,7 @@ def run(name: str, log=print) -> dict:
               if limit(name) else f"the full test set ({table['n']} images)")
     table["record"] = {"command": "python -m pruning " + shlex.join(arguments(name)), "images": images,
                        "regenerate": f"python -m pruning.experiments.zoo_sensitivity {name}",
-                       "wall_time_s": table["seconds"], "hardware": hardware(info(name)["framework"])}
+                       "wall_time_s": table["seconds"], "hardware": adapter(info(name)["framework"]).hardware()}
     if "torch" in sys.modules:
         table["record"]["torch_threads"] = sys.modules["torch"].get_num_threads()
     atomic_write(ZOO / name / "sensitivity.json", lambda f: f.write((json.dumps(table, indent=1) + "\n").encode()))

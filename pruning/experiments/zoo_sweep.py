@@ -17,7 +17,8 @@ import sys
 import time
 
 from ..errors import PruningError
-from ..fileio import atomic_write, hardware
+from ..fileio import atomic_write
+from ..models.adapter import adapter
 from .sweep import sweep, write_csv
 from ..models.zoo import ZOO, info
 
@@ -53,7 +54,8 @@ def run(name: str, log=print) -> dict:
     write_csv(sweep(name, strategies, sparsities, weights), ZOO / name / "sweep.csv")
     record = {"command": "python -m pruning " + shlex.join(arguments(name, f"pretrained/{name}/sweep.csv")),
               "rows": math.prod(len(axis) for axis in grid(name)),  # identical masks are evaluated once
-              "wall_time_s": round(time.perf_counter() - start, 1), "hardware": hardware(info(name)["framework"]),
+              "wall_time_s": round(time.perf_counter() - start, 1),
+              "hardware": adapter(info(name)["framework"]).hardware(),
               "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if "torch" in sys.modules:  # PyTorch did the work (a PyTorch model) or stood by
         record["torch_threads"] = sys.modules["torch"].get_num_threads()

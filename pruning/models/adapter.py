@@ -8,7 +8,8 @@ programs) and ``sandbox.remote.RemoteModel`` (an upload living in a sandboxed wo
 one of the others there).
 
 To add a framework (say JAX): write ``jax_model.py`` with a class providing everything ``Model``
-lists, and add one ``ADAPTERS["jax"] = Adapter(...)`` line at the end of this file.  That is
+lists and a function ``accelerator()`` (the GPU it computes on, or None; recorded with training runs
+and tables), and add one ``ADAPTERS["jax"] = Adapter(...)`` line at the end of this file.  That is
 enough to load, prune and evaluate its zoo models.  To also train them (the Retrain tab, IMP,
 ``python -m pruning train``), name a training module providing ``untrainable``, ``start_state``,
 ``train_masked`` and ``train_zoo_model`` (as ``training/train_torch.py`` does; ``train_tracked``
@@ -107,6 +108,13 @@ class Adapter:
     def training(self):
         """The training glue module (imported only now)."""
         return importlib.import_module(self.trainer)
+
+    def hardware(self) -> str:
+        """What this framework computes on: its accelerator (the model module's ``accelerator()``)
+        or, without one, ``fileio.cpu_description()``."""
+        from ..fileio import cpu_description
+
+        return _resolve(self.model.partition(":")[0] + ":accelerator")() or cpu_description()
 
     def supermasking(self):
         """The learned-supermask glue module (training/supermask.py), or None."""

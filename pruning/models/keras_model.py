@@ -213,3 +213,9 @@ class KerasModel:
         for name, var in named_variables(model).items():
             var.assign(prunable[name] if prunable and name in prunable else self.states[base][name])
         return model
+
+
+def accelerator() -> str | None:
+    """The GPU TensorFlow computes on (``Adapter.hardware``), or None."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None

@@ -83,7 +83,10 @@ class TorchModel:
         self._tensors = {which: {k: layout(torch.from_numpy(v.copy()).to(self.device)) for k, v in s.items()}
                          for which, s in self.states.items()}
         self._local = threading.local()
-        self.batch_size = 10000 if info["architecture"] == "lenet300" else 1000
+        # images per forward pass: the MLP is one matrix product per layer, best in one batch; the
+        # convolution nets are faster (cache) and hold a fifth of the activations in batches of 100
+        # (measured: Conv-4 on 500 CIFAR-10 images 0.55 s vs 0.74 s and 60 MB vs 200 MB more resident)
+        self.batch_size = 10000 if info["architecture"] == "lenet300" else 100
 
     def weights(self, which: str = "final") -> dict:
         """The prunable tensors of one weight set, name -> numpy array (read-only)."""
@@ -161,3 +164,8 @@ class TorchModel:
         for i in range(0, len(x), step):
             torch.func.functional_call(module, params, (x[i:i + step],))
         return {k: v.cpu().numpy() for k, v in fresh.items() if not k.endswith(".num_batches_tracked")}
+
+
+def accelerator() -> str | None:
+    """The GPU PyTorch computes on (``Adapter.hardware``), or None."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

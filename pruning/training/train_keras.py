@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import data
 from ..errors import PruningError
-from ..fileio import hardware
+from ..models.adapter import adapter
 from . import zoo_training
 from ..models.keras_callback import MaskCallback
 from ..models.keras_model import keras, named_variables, prunable_specs, tf
@@ -161,7 +161,7 @@ def train_zoo_model(name: str, log=print) -> dict:
                                         "loss_per_epoch": [float(v) for v in history.history["loss"]],
                                         "subset_accuracy_per_epoch": progress.curve,
                                         **_best_epoch(history.history),
-                                        "wall_time_s": round(wall, 1), "hardware": hardware("keras"),
+                                        "wall_time_s": round(wall, 1), "hardware": adapter("keras").hardware(),
                                         "keras": keras.__version__, "tensorflow": tf.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
         "test_subset": {"n": int(len(subset)), "accuracy": accuracy(model, x_test[subset], y_test[subset])},

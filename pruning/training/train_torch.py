@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import data
-from ..fileio import hardware
+from ..models.adapter import adapter
 from . import zoo_training
 from .recipes import RECIPES
 from ..models.torch_model import build, device, prunable_specs, to_input
@@ -165,7 +165,7 @@ def train_zoo_model(name: str, log=print) -> dict:
                      if k in recipe} | {"momentum": recipe.get("momentum"), "early_step": early_step or None,
                                         "loss_per_epoch": history,
                                         "subset_accuracy_per_epoch": subset_curve, "wall_time_s": round(wall, 1),
-                                        "hardware": hardware("torch"), "torch": torch.__version__},
+                                        "hardware": adapter("torch").hardware(), "torch": torch.__version__},
         "test_accuracy": acc, "test_n": int(len(y_test)),
         "test_subset": {"n": int(len(subset)), "accuracy": accuracy(module, x_test[subset], y_test[subset])},
         "parameters": {"total": int(sum(p.numel() for p in module.parameters())),
