@@ -245,7 +245,9 @@ async def cpu_per_move(url: str, pid: int, model: str, moves: int, expect=None) 
         run = await v.open()
         stops = [p for p in GRID if p > 50.0][:moves + 1]
         expect = expect or engine_expectation(model, run.scope)
-        wanted = {p: expect(p) for p in stops}
+        # in a thread: the websocket stays served while the engine evaluates (a loop blocked for many
+        # seconds misses the server's pings, and the server may drop the connection)
+        wanted = await asyncio.to_thread(lambda: {p: expect(p) for p in stops})
         await v.rerun([v.sparsity_widget(stops[0], slider=True)])  # warm: the ranking is sorted once per setting
         before, wall, wrong = cpu_seconds(pid), [], []
         for p in stops[1:]:
