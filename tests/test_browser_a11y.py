@@ -197,8 +197,16 @@ def open_tab(page, name: str, back: bool = False):
     info = keys_to(page, lambda i: i["role"] == "tab", back)
     for _ in range(12):
         if info["text"] == name:
-            page.keyboard.press("Enter")
-            return
+            selected = f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === {name!r}" \
+                       " && t.getAttribute('aria-selected') === 'true')"
+            for _ in range(3):  # a busy page may miss a key press: Enter again while the tab has the focus
+                page.keyboard.press("Enter")
+                try:
+                    page.wait_for_function(selected, timeout=10_000)
+                    return
+                except Exception:  # noqa: BLE001  playwright's TimeoutError: try once more
+                    continue
+            pytest.fail(f"Enter did not open the tab {name!r}")
         page.keyboard.press("ArrowRight")
         page.wait_for_function("old => (document.activeElement.innerText || '').trim() !== old", arg=info["text"])
         info = page.evaluate(FOCUSED)
