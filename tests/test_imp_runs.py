@@ -107,18 +107,57 @@ def test_shipped_runs_match_their_models_and_stay_small():
         assert rounds[1]["layer_sparsity"] == pytest.approx(expected, abs=0.01)
 
 
+TWINS = ["mnist-lenet300-torch", "mnist-lenet300-keras"]  # one model per trainer with train_tracked
+
+
 @needs_data
-def test_a_tiny_imp_run_prunes_each_round_and_records_histories():
-    run = imp_runs.imp_run("mnist-lenet300-torch", rounds=2, iterations=20, eval_every=10, limit=300)
-    rounds = run["rounds"]
+@pytest.mark.parametrize("name", TWINS)
+def test_a_tiny_imp_run_prunes_each_round_and_records_histories(name):
+    run = imp_runs.imp_run(name, rounds=2, iterations=20, eval_every=10, limit=300)
+    rounds, (fc1, fc2, fc3) = run["rounds"], pruning.load_model(name).specs
     assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert rounds[2]["layer_sparsity"] == pytest.approx({"fc1.weight": 0.36, "fc2.weight": 0.36,
-                                                         "fc3.weight": 0.19}, abs=1e-3)
+    assert rounds[2]["layer_sparsity"] == pytest.approx({fc1: 0.36, fc2: 0.36, fc3: 0.19}, abs=1e-3)
     for r in rounds[1:]:
         for side in ("ticket", "random"):
             assert [h["iteration"] for h in r[side]["history"]] == [10, 20]
             assert r[side]["early_stop"]["test_accuracy"] is not None
-    assert (run["pruned_in_round"]["fc3.weight"] == 1).mean() == pytest.approx(0.1, abs=1e-3)
+    assert (run["pruned_in_round"][fc3] == 1).mean() == pytest.approx(0.1, abs=1e-3)
+
+
+@needs_data
+@pytest.mark.parametrize("name", TWINS)
+def test_tracked_training_learns_with_the_pruned_weights_held_at_zero(name):
+    """The contract of every trainer's ``train_tracked``: pruned weights are exactly zero after
+    training, the validation loss falls, the history has an entry every ``eval_every`` steps, the
+    test accuracy every ``test_every`` steps and at the early-stopping iteration."""
+    from pruning.models.adapter import adapter
+    from pruning.training.recipes import RECIPES
+
+    model = pruning.load_model(name)
+    rng = np.random.default_rng(0)
+    mask = {n: rng.random(s.shape) < 0.5 for n, s in model.specs.items()}
+    splits = imp_runs._split(model.dataset, limit=1200)
+    weights, history = adapter(model).training().train_tracked(
+        model, RECIPES[name], dict(model.states["init"]), mask, iterations=60, eval_every=20, test_every=40,
+        seed=0, splits=splits)
+    assert all(not w[~mask[n]].any() for n, w in weights.items())
+    assert all(w[mask[n]].all() for n, w in weights.items())  # the kept ones did train (none left at 0)
+    assert [h["iteration"] for h in history] == [20, 40, 60]
+    assert [h["test_accuracy"] is None for h in history] == [True, False, False]
+    assert history[-1]["val_loss"] < history[0]["val_loss"] and history[-1]["val_accuracy"] > 0.6
+    assert imp_runs.early_stop(history)["test_accuracy"] is not None
+
+
+def test_the_keras_twins_start_from_their_pytorch_twins_initialisation_for_every_seed():
+    from pruning.training import train_keras, train_torch
+    from pruning.training.recipes import RECIPES
+
+    keras_state = train_keras.initial_state({**RECIPES["mnist-lenet300-keras"], "seed": 3})
+    torch_state = train_torch.initial_state({**RECIPES["mnist-lenet300-torch"], "seed": 3})
+    np.testing.assert_array_equal(keras_state["fc2/kernel"], torch_state["fc2.weight"].T)
+    np.testing.assert_array_equal(keras_state["fc3/bias"], torch_state["fc3.bias"])
+    other = train_torch.initial_state({**RECIPES["mnist-lenet300-torch"], "seed": 4})
+    assert not np.array_equal(keras_state["fc2/kernel"], other["fc2.weight"].T)
 
 
 @pytest.mark.skipif(not (os.environ.get("PRUNING_DATA_DIR") and os.environ.get("PRUNING_SLOW_TESTS")),

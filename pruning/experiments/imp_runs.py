@@ -102,8 +102,8 @@ def _context(name: str, seed: int, limit, overrides: dict) -> dict:
     model = load_model(name)
     trainer = adapter(model).training()
     if not hasattr(trainer, "train_tracked") or name not in RECIPES:
-        raise PruningError(f"IMP runs are made for zoo models whose trainer tracks histories (the PyTorch ones); "
-                           f"{name!r} is not one")
+        raise PruningError(f"IMP runs are made for zoo models with a training recipe whose trainer tracks "
+                           f"histories; {name!r} is not one")
     recipe = RECIPES[name]
 
     def init(s):
@@ -125,7 +125,7 @@ def control(name: str, seed: int, mask: dict, *, limit=None, **overrides) -> dic
 
 def imp_run(name: str, *, seed: int = 0, rounds=None, iterations=None, eval_every=None, test_every=None,
             limit=None, log=None, on_mask=None) -> dict:
-    """One IMP run of zoo model ``name`` (a PyTorch LeNet): seed 0 starts from the zoo's θ0, seed k
+    """One IMP run of zoo model ``name`` (an MNIST-sized one with a recipe): seed 0 starts from the zoo's θ0, seed k
     from the recipe's initialisation with seed k; the data order of every training is the seed,
     the control's initialisation is seed 10,000 + k.  Returns plain data (see ``save``).
 

@@ -500,9 +500,11 @@ def tfmot(quick, seeds, run):
 # --- IMP round by round: "winning tickets learn faster" ---------------------------------------------
 
 # seeds and rounds per model: 2 x rounds + 1 trainings a seed; LeNet-300-100 on MNIST, the paper's own
-# case, goes to 3.5% of its hidden weights remaining (Frankle & Carbin's figures reach 3.6% and below)
-IMP_MODELS = {"mnist-lenet300-torch": {"seeds": 5, "rounds": 15}, "fmnist-lenet300-torch": {"seeds": 5, "rounds": 15},
-              "mnist-lenet5-torch": {"seeds": 5, "rounds": 15}}
+# case, goes to 3.5% of its hidden weights remaining (Frankle & Carbin's figures reach 3.6% and below);
+# the Keras twins start from the same θ0 (and the same controls) as their PyTorch twins
+IMP_MODELS = {name: {"seeds": 5, "rounds": 15} for name in (
+    "mnist-lenet300-torch", "fmnist-lenet300-torch", "mnist-lenet5-torch",
+    "mnist-lenet300-keras", "fmnist-lenet300-keras", "mnist-conv-keras")}
 
 
 def _imp_rounds_trial(item):

@@ -13,7 +13,7 @@ from ..errors import PruningError
 from ..models.adapter import adapter
 from . import zoo_training
 from ..models.keras_callback import MaskCallback
-from ..models.keras_model import keras, named_variables, prunable_specs, tf
+from ..models.keras_model import keras, named_variables, prunable_specs, tf, to_input
 from ..models.keras_nets import build
 from .recipes import RECIPES
 
@@ -50,6 +50,12 @@ def initial_model(recipe: dict) -> keras.Model:
     if recipe.get("twin"):
         load_torch_state(model, torch_initial_state(recipe["twin"], recipe["seed"]))
     return model
+
+
+def initial_state(recipe: dict) -> dict:
+    """The recipe's initialisation (its seed; a twin's is its PyTorch twin's, converted) as
+    name -> NumPy array, Keras names and layout."""
+    return {k: v.numpy() for k, v in named_variables(initial_model(recipe)).items()}
 
 
 def save(model: keras.Model, recipe: dict, path) -> None:
@@ -267,3 +273,75 @@ def prune_while_finetuning(model, schedule, x, y, test, *, epochs: int, batch_si
     net.fit(np.asarray(x, dtype=np.float32), np.asarray(y).astype(np.int64), batch_size=batch_size, epochs=epochs,
             shuffle=True, verbose=0, callbacks=[callback])
     return accuracy(net, *test), callback.mask
+
+
+def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_every, seed, splits, full_state=False):
+    """For IMP runs (experiments/imp_runs.py), as train_torch.train_tracked: train ``state`` with
+    ``mask`` held at zero for ``iterations`` steps (the recipe's Adam and batch, a seeded order
+    reshuffled every epoch).  Returns (trained prunable weights, history): every ``eval_every``
+    steps the validation loss and accuracy, and the test accuracy every ``test_every`` steps and
+    at the early-stopping iteration (None elsewhere).  With ``full_state``, all variables.
+
+    One compiled step (forward, gradient, Adam, the mask multiplied in) instead of ``model.fit``
+    with a callback: the same arithmetic without Python between the update and the mask."""
+    if recipe["optimizer"] != "adam" or recipe["schedule"] != "constant" or recipe.get("weight_decay"):
+        raise PruningError(f"Keras tracked training runs a constant-rate Adam recipe, not {recipe['optimizer']!r}")
+    (x, y), (xv, yv), (xt, yt) = splits
+    net = model.to_keras(state, "init")  # a private copy set to ``state``
+    variables = named_variables(net)
+    pairs = [(variables[n], tf.constant(np.asarray(m), dtype=variables[n].dtype)) for n, m in mask.items()]
+    optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
+    optimizer.build(net.trainable_variables)
+    loss_of = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    inputs = tf.constant(to_input(x, model.input_shape))
+    labels = tf.constant(np.asarray(y, dtype=np.int64))
+    val_in, test_in = (tf.constant(to_input(v, model.input_shape)) for v in (xv, xt))
+    val_y, test_y = np.asarray(yv), np.asarray(yt)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)], jit_compile=False)
+    def step(rows):  # rows: (batch,) int indices into the training set
+        with tf.GradientTape() as tape:
+            loss = loss_of(tf.gather(labels, rows), net(tf.gather(inputs, rows), training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables,
+                                      strict=True))
+        for var, keep in pairs:
+            var.assign(var * keep)
+
+    @tf.function(jit_compile=False)
+    def logits_of(batch):
+        return net(batch, training=False)
+
+    def test_accuracy():
+        return round(float(np.mean(np.asarray(logits_of(test_in)).argmax(1) == test_y)), 5)
+
+    history, best = [], {}
+
+    def measure(step_no):
+        logits = logits_of(val_in)
+        loss = round(float(loss_of(val_y, logits)), 5)
+        tested = step_no % test_every == 0 or step_no == iterations
+        history.append({"iteration": step_no, "val_loss": loss,
+                        "val_accuracy": round(float(np.mean(np.asarray(logits).argmax(1) == val_y)), 5),
+                        "test_accuracy": test_accuracy() if tested else None})
+        if not best or loss < best["loss"]:  # the early-stopping candidate: its weights, to test later
+            best.update(loss=loss, entry=history[-1], state=[v.numpy() for v in net.variables])
+
+    for var, keep in pairs:
+        var.assign(var * keep)
+    rng, batch, step_no = np.random.default_rng(seed), recipe["batch_size"], 0
+    while step_no < iterations:
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            step(tf.constant(order[i:i + batch]))
+            step_no += 1
+            if step_no % eval_every == 0 or step_no == iterations:
+                measure(step_no)
+            if step_no == iterations:
+                break
+    names = variables if full_state else model.specs
+    weights = {name: variables[name].numpy().copy() for name in names}
+    if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
+        for var, value in zip(net.variables, best["state"], strict=True):
+            var.assign(value)
+        best["entry"]["test_accuracy"] = test_accuracy()
+    return weights, history
