@@ -1,6 +1,9 @@
 """The Export tab's downloads, and what each format saves on disk, in memory and in time, measured
 (``pruning.models.onnx_measure``: dense vs pruned vs shrunk, onnxruntime on the CPU)."""
 
+import threading
+from collections import OrderedDict
+
 import streamlit as st
 
 import pruning
@@ -12,6 +15,7 @@ from pruning.models.adapter import adapter
 import state
 from state import Settings
 
+REPEATS = 3  # timing rounds of a measurement (the median is shown)
 SAVES = {  # format -> (what it saves, what it does not)
     "npz": ("the mask only: a few bits per weight, for this tool or your own code",
             "no weights: nothing is smaller or faster; apply it to the dense model"),
@@ -67,14 +71,38 @@ def downloads(s: Settings, stem: str) -> None:
                    "(the architecture is a JSON in the file's metadata; no pickle).")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _measured(s: Settings) -> dict:
+KEPT = 16  # measurements kept for all sessions (the most recent ones)
+
+
+@st.cache_resource(show_spinner=False)
+def _store() -> dict:
+    """Settings -> measurement, shared by every session.  Not ``st.cache_data``: a measurement is
+    started by a button and drawn with a progress bar, which a cached function cannot update."""
+    return {"lock": threading.Lock(), "results": OrderedDict()}
+
+
+def _measured(s: Settings, progress) -> dict:
+    """The measurement of ``s``: a stored one, or measured now (``progress(done, total, what)``)."""
+    store = _store()
+    with store["lock"]:
+        if s in store["results"]:
+            store["results"].move_to_end(s)
+            return store["results"][s]
+    result = _measure(s, progress)
+    with store["lock"]:
+        store["results"][s] = result
+        while len(store["results"]) > KEPT:
+            store["results"].popitem(last=False)
+    return result
+
+
+def _measure(s: Settings, progress) -> dict:
     m, mask = state.model(s.model), state.mask(s)
     x, _ = state.test_images(m.dataset)
     prepared = m.prepare(x)
     engine = {"dense": m.logits({}, "final", prepared),
               "pruned": m.logits(pruning.masked_weights(m, mask), "final", prepared)}
-    rows = onnx_measure.measure(m, mask, x, engine, repeats=3)
+    rows = onnx_measure.measure(m, mask, x, engine, repeats=REPEATS, progress=progress)
     suffix = adapter(m).suffix
     dense_file = zoo.ZOO / s.model / f"final{suffix}"
     native = {"dense": dense_file.stat().st_size if dense_file.is_file() else None,
@@ -117,17 +145,24 @@ def savings(s: Settings) -> None:
         st.session_state[key] = True
     if not st.session_state.get(key):
         return
+    bar = st.empty()
+
+    def progress(done, total, what):
+        bar.progress(done / total, text=f"Measuring: {what} ({done} of {total} steps: three ONNX exports, "
+                                        f"then {REPEATS} timing rounds over the whole test set)")
+
     try:
-        with st.spinner("Exporting three ONNX models and timing them on the whole test set…"):
-            result = _measured(s)
+        result = _measured(s, progress)
     except data.DatasetUnavailable as exc:
         st.warning(f"Cannot measure: {exc}")
         return
+    finally:
+        bar.empty()
     st.dataframe(_table(result), hide_index=True)
     st.markdown(summary(result["rows"]))
     r = result["rows"][0]
-    st.caption(f"onnxruntime with {r['threads']} CPU thread, batches of {r['batch']:,}, median of 3 passes over "
-               f"the {r['images']:,} test images, the three models taking turns; logits of the pruned and shrunk "
+    st.caption(f"onnxruntime with {r['threads']} CPU thread, batches of {r['batch']:,}, median of {REPEATS} passes "
+               f"over the {r['images']:,} test images, the three models taking turns; logits of the pruned and shrunk "
                "models are compared with the engine's pruned model, the dense one's with the dense model. "
                "Times depend on this machine's load.")
 

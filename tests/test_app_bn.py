@@ -70,6 +70,26 @@ def test_disabled_with_a_reason_without_training_data(monkeypatch):
 
 
 @needs_cifar
+def test_the_recalibration_draws_its_three_steps_on_a_progress_bar(monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    drawn, real = [], DeltaGenerator.progress
+
+    def spy(self, value, text=None):
+        drawn.append((round(value, 3), (text or "")[:12]))
+        return real(self, value, text=text)
+
+    monkeypatch.setattr(DeltaGenerator, "progress", spy)
+    app = start(RESNET)
+    app.sidebar.select_slider(key="sparsity_slider").set_value(80.0).run()
+    app.sidebar.toggle(key="bn_recalibrate").set_value(True).run()
+    assert not app.exception and not app.error, (app.exception, app.error)
+    steps = [d for d in drawn if d[1].startswith("Step")]
+    assert steps == [(0.0, "Step 1 of 3:"), (0.333, "Step 2 of 3:"), (0.667, "Step 3 of 3:")]
+    assert [m for m in app.metric if m.label == "With recalibration"] and not app.get("progress")
+
+
+@needs_cifar
 def test_a_shared_link_carries_the_toggle_and_its_images():
     app = AppTest.from_file(str(APP), default_timeout=300)
     app.query_params.update({"model": RESNET, "bn_recalibrate": "True", "bn_images": "500"})

@@ -87,6 +87,29 @@ def test_measure_button_shows_dense_pruned_and_shrunk():
     assert "the shrunk one has" in said
 
 
+def test_a_measurement_draws_its_progress_and_is_kept_for_the_next_session(monkeypatch):
+    """Every stage moves the progress bar (three exports, three timing rounds); a second session
+    with the same settings gets the stored measurement without measuring again."""
+    from pruning.models import onnx_measure
+
+    real, stages = onnx_measure.measure, []
+
+    def spy(*args, progress, **kw):
+        stages.append([])
+        return real(*args, progress=lambda done, total, what: (stages[-1].append((done, total)),
+                                                                progress(done, total, what)), **kw)
+
+    monkeypatch.setattr(onnx_measure, "measure", spy)
+    for _ in range(2):
+        app = export_tab(granularity="unit")
+        app.sidebar.select_slider(key="sparsity_slider").set_value(60.0).run()  # a setting no other test measures
+        app.button(key="measure_exports").click().run()
+        assert not app.exception, app.exception
+        assert list(app.dataframe[0].value["model"]) == ["dense", "pruned", "shrunk"]
+        assert not app.get("progress")  # the bar is gone once the table is there
+    assert stages == [[(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]]
+
+
 def test_summary_says_when_there_is_no_shrunk_model():
     import export_ui
 

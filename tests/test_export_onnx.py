@@ -59,7 +59,11 @@ def test_dense_shapes_stay_in_the_masked_onnx_and_go_in_the_shrunk_one():
     x = real_images(model.dataset, 2000)
     mask = unit_mask(model)
     refs = {"dense": model.logits({}, "final", model.prepare(x)), "pruned": engine(model, mask, x)}
-    rows = {r["variant"]: r for r in onnx_measure.measure(model, mask, x, refs, repeats=1)}
+    stages = []
+    rows = {r["variant"]: r for r in onnx_measure.measure(model, mask, x, refs, repeats=1,
+                                                           progress=lambda *a: stages.append(a))}
+    assert stages == [(1, 4, "exported and checked the dense model"), (2, 4, "exported and checked the pruned model"),
+                      (3, 4, "exported and checked the shrunk model"), (4, 4, "timing round 1 of 1")]
     assert rows["dense"]["parameters"] == rows["pruned"]["parameters"] == 266610  # 784*300+300+300*100+100+100*10+10
     assert abs(rows["pruned"]["onnx_bytes"] - rows["dense"]["onnx_bytes"]) < 0.01 * rows["dense"]["onnx_bytes"]
     assert rows["pruned"]["nonzero"] < rows["dense"]["nonzero"]

@@ -13,23 +13,28 @@ from . import onnx_export
 VARIANTS = ("dense", "pruned", "shrunk")
 
 
-def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int = 3, threads: int = 1) -> list:
+def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int = 3, threads: int = 1,
+            progress=None) -> list:
     """One row per variant: its ONNX file's bytes, its parameters (stored / nonzero) and the bytes
     they take in memory (``weight_bytes``: float initializers, as a runtime holds them), the median
     of ``repeats`` wall times of onnxruntime on all ``images`` (``threads`` CPU threads, batches of
     ``model.batch_size``; the variants take turns in each round, so that load on the machine hits
     them alike), and the largest |logit difference| and argmax agreement with
     ``engine_logits[variant]`` (the engine's logits: dense, and masked, which the shrunk model
-    must also give).  A variant that cannot be built (nothing to shrink) has ``error`` set."""
+    must also give).  A variant that cannot be built (nothing to shrink) has ``error`` set.
+    ``progress(done, total, what)``, when given, is called after each of the ``len(VARIANTS) +
+    repeats`` stages (an export and its first run; a timing round)."""
     x = onnx_export.inputs(model, images)
     batch = getattr(model, "batch_size", 1000)
-    rows, sessions = [], {}
-    for variant in VARIANTS:
+    rows, sessions, total = [], {}, len(VARIANTS) + repeats
+    for i, variant in enumerate(VARIANTS, 1):
         row = {"variant": variant}
         try:
             data = onnx_export.to_bytes(model, None if variant == "dense" else mask, variant == "shrunk")
         except PruningError as exc:
             rows.append({**row, "error": str(exc)})
+            if progress:
+                progress(i, total, f"no {variant} model")
             continue
         sess = onnx_export.session(data, threads)
         out = onnx_export.run(sess, x, batch)  # also the warm-up
@@ -41,12 +46,16 @@ def measure(model, mask, images: np.ndarray, engine_logits: dict, repeats: int =
                      "max_abs_diff": float(np.abs(out - ref).max()),
                      "same_argmax": bool((out.argmax(1) == ref.argmax(1)).all())})
         sessions[variant] = sess
+        if progress:
+            progress(i, total, f"exported and checked the {variant} model")
     times = {v: [] for v in sessions}
-    for _ in range(repeats):
+    for k in range(repeats):
         for variant, sess in sessions.items():
             start = time.perf_counter()
             onnx_export.run(sess, x, batch)
             times[variant].append(time.perf_counter() - start)
+        if progress:
+            progress(len(VARIANTS) + k + 1, total, f"timing round {k + 1} of {repeats}")
     for row in rows:
         if row["variant"] in times:
             row["seconds"] = float(np.median(times[row["variant"]]))
