@@ -9,12 +9,12 @@ Where the data comes from, in order:
 If none works, one error names ``PRUNING_DATA_DIR``.
 """
 
-from functools import lru_cache
 import os
 from pathlib import Path
 
 import numpy as np
 
+from . import memo
 from .errors import DatasetUnavailable, PruningError
 from .core.selection import check_whole
 
@@ -48,7 +48,7 @@ def available(name: str, split: str = "test") -> bool:
     return (SHIPPED / f"{name}-{split}.npz").is_file()
 
 
-@lru_cache(maxsize=None)
+@memo.lru(maxsize=None)
 def load(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as read-only uint8 arrays; x is (n, 28, 28) or (n, 32, 32, 3), y is (n,)."""
     check_name(name)

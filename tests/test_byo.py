@@ -308,7 +308,7 @@ def test_load_upload(files, monkeypatch, tmp_path):
     assert pruning.evaluate(model, pruning.compute_mask(model, "movement", 0.5), limit=50).n == 50
     byo.forget()
     evaluate_module = importlib.import_module("pruning.core.evaluate")  # pruning.evaluate is the function
-    assert pruning.core.prune.ranking.cache_info().currsize == 0 and evaluate_module.inputs.cache_info().currsize == 0
+    assert pruning.core.prune.ranking.cache_len() == 0 and evaluate_module.inputs.cache_len() == 0
     model.close()
     assert not directory.exists()
     with pytest.raises(pruning.PruningError, match="is a pickle file"):

@@ -17,7 +17,7 @@ def test_lru_of_loaded_models():
     assert pruning.load_model(names[0]) is first  # held while recently used
     for name in names[1:]:
         pruning.load_model(name)
-    assert zoo._load.cache_info().currsize == zoo.MAX_LOADED
+    assert zoo._load.cache_len() == zoo.MAX_LOADED
     again = pruning.load_model(names[0])  # dropped as least recently used, loaded afresh
     assert again is not first
     assert all(np.array_equal(first.states["final"][k], again.states["final"][k]) for k in first.states["final"])

@@ -20,12 +20,12 @@ Training data come from ``PRUNING_DATA_DIR`` only (nothing is downloaded).
 """
 
 from collections import OrderedDict
-from functools import lru_cache
 import hashlib
 import threading
 
 import numpy as np
 
+from .. import memo
 from .. import data
 from ..errors import DatasetUnavailable, PruningError
 from ..models.adapter import recalibration_unavailable
@@ -70,7 +70,7 @@ def calibration_indices(y: np.ndarray, images: int, seed: int = 0) -> np.ndarray
     return np.sort(order[data.stratified_indices(y[order], images)])
 
 
-@lru_cache(maxsize=4)
+@memo.lru(maxsize=4)
 def calibration_inputs(model, images: int, seed: int = 0):
     """The prepared calibration images of ``model`` (as its first layer takes them)."""
     x, y = data.load(model.dataset, "train")

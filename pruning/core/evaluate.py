@@ -11,11 +11,11 @@ that many training images (``batchnorm.py``; the model itself is never changed).
 """
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 import time
 
 import numpy as np
 
+from .. import memo
 from .. import data
 from ..errors import PruningError
 from .masks import check_type, validate
@@ -83,7 +83,7 @@ def removed_units(model, mask: dict, base: str) -> dict:
     return out
 
 
-@lru_cache(maxsize=8)
+@memo.lru(maxsize=8)
 def inputs(model, limit=None):
     """(prepared inputs, labels, indices) of the test split or its stratified subset."""
     x, y = data.load(model.dataset, "test")

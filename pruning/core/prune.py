@@ -1,9 +1,9 @@
 """compute_mask: criterion (criteria.py) x scope and granularity (selection.py) on a model."""
 
-from functools import lru_cache
 
 import numpy as np
 
+from .. import memo
 from .criteria import ALIASES, CRITERIA, MODEL_CRITERIA, resolve_alias
 from ..errors import PruningError, quote
 from .masks import Mask, report
@@ -54,7 +54,7 @@ def scores(model, criterion: str, seed: int = 0, trained=None) -> dict:
             for name, spec in model.specs.items()}
 
 
-@lru_cache(maxsize=16)
+@memo.lru(maxsize=16)
 def ranking(model, criterion, scope, granularity, norm, output_rate, seed, trained=None):
     """Sort once per setting; moving the sparsity slider only re-cuts (see selection.py)."""
     return rank(scores(model, criterion, seed, trained), scope=scope, granularity=granularity, norm=norm,

@@ -19,7 +19,6 @@ Activations are kept transposed, (features, images), so every layer is one ``add
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 import io
 import time
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import memo
 from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
 
 CSR_SPARSITY = 0.97  # a kernel at least this sparse is multiplied as CSR (measured crossover)
@@ -77,7 +77,7 @@ class Plan:
         return h.t().numpy()
 
 
-@lru_cache(maxsize=8)
+@memo.lru(maxsize=8)
 def _prepared(model, limit):
     """The evaluation images as the first layer sees them; for an MLP flattened and transposed to
     (pixels, n)."""

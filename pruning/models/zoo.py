@@ -1,10 +1,10 @@
 """The model zoo: ``pretrained/<name>/`` holds model.json and the initial and trained weights."""
 
-from functools import lru_cache
 import json
 import os
 from pathlib import Path
 
+from .. import memo
 from .adapter import adapter
 from ..errors import PruningError
 
@@ -44,7 +44,7 @@ def load_model(name: str):
     return _load(check_name(name))
 
 
-@lru_cache(maxsize=MAX_LOADED)
+@memo.lru(maxsize=MAX_LOADED)
 def _load(name: str):
     meta = info(name)
     how = adapter(meta["framework"])
