@@ -122,10 +122,17 @@ def test_play_advances_one_round_per_tick_and_stops_on_the_last():
     assert imp_ui.tick(9, 10) == (10, False) and imp_ui.tick(10, 10) == (10, False)
 
 
-def test_model_without_a_run_shows_which_have_one():
+def test_model_without_a_run_shows_which_have_one(tmp_path, monkeypatch):
+    import shutil
+
+    from pruning.experiments import imp_runs
+
+    for name in ("mnist-lenet300-torch", "fmnist-lenet300-torch"):  # a zoo where only these two have runs
+        shutil.copytree(imp_runs.directory(name), tmp_path / name / "imp")
+    monkeypatch.setattr(imp_runs, "ZOO", tmp_path)
     app = start("mnist-conv-keras")
     text = " ".join(i.value for i in app.info)
-    assert "mnist-lenet300-torch" in text and "fmnist-lenet300-torch" in text and "Retrain" in text
+    assert "ship for `fmnist-lenet300-torch`, `mnist-lenet300-torch`:" in text and "Retrain" in text
     assert not app.slider and not any(c.proto.id.endswith("-imp_curve") for c in app.get("plotly_chart"))
     assert not app.exception
 
@@ -166,3 +173,15 @@ def test_a_conv_net_run_plays_too():
     assert app.slider(key="imp_round").value == 1
     bars = chart(app, "imp_layers")["data"][0]
     assert bars["x"] == pytest.approx(list(rounds[1]["layer_sparsity"].values())[::-1])
+
+
+def test_a_keras_run_plays_too():
+    """The Keras twin's shipped run (kernels stored (in, out)): its rounds, bars and first-layer masks."""
+    rounds = pruning.load_imp_run("mnist-lenet300-keras")
+    app = start("mnist-lenet300-keras", imp_round=3)
+    assert not app.exception, app.exception
+    bars = chart(app, "imp_layers")["data"][0]
+    assert bars["x"] == pytest.approx(list(rounds[3]["layer_sparsity"].values())[::-1])
+    panels = [t for t in chart(app, "imp_first")["data"] if t["type"] == "heatmap"]
+    coverage = array(panels[0]["z"])[::-1]  # share of units keeping each pixel: fc1/kernel is (784 pixels, 300 units)
+    assert coverage == pytest.approx(rounds[3]["mask"]["fc1/kernel"].mean(axis=1).reshape(28, 28))

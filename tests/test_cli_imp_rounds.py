@@ -39,6 +39,6 @@ def test_text_table_has_a_line_per_round():
 
 
 def test_model_without_a_run_is_a_one_line_error(capsys):
-    assert main(["imp-rounds", "--model", "mnist-conv-keras"], io.StringIO()) == 2
+    assert main(["imp-rounds", "--model", "cifar10-conv4-torch"], io.StringIO()) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no precomputed IMP run" in err and "mnist-lenet300-torch" in err
