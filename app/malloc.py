@@ -6,8 +6,14 @@ own thread, so after a class's worth of sessions evaluating CIFAR-10 networks th
 more than any moment needs (measured in docs/performance.md, part j).  Two bounds, neither of which
 costs a slider move measurable CPU:
 
-- at most 2 arenas (``mallopt(M_ARENA_MAX, 2)``, what ``MALLOC_ARENA_MAX=2`` does; an explicit
-  ``MALLOC_ARENA_MAX`` in the environment wins);
+- at most 2 arenas from the first script run on (``mallopt(M_ARENA_MAX, 2)``; an explicit
+  ``MALLOC_ARENA_MAX`` in the environment wins).  This bounds only what is still to come: glibc
+  fixes its arena limit once threads have made arenas, and Streamlit's threads have by then.
+  Measured (server on one core, 30 websocket sessions opening ``cifar10-conv4-keras`` and then
+  ``cifar10-conv4-torch``, 2026-11-30): a peak of 3.0-3.2 GB with this call (also with 1 arena
+  asked), 2.2 GB with ``MALLOC_ARENA_MAX=1`` in the environment at start.  So the deployments
+  (deploy/Dockerfile, Procfile, deploy/replicas.sh) start the server with ``MALLOC_ARENA_MAX=1``;
+  this call is what a plain ``streamlit run app`` gets;
 - free memory is handed back to the OS (``malloc_trim(0)``) after a script run, at most once every
   ``PRUNING_MALLOC_TRIM_SECONDS`` (default 10; 0: never): trimming after every run would make the
   next evaluation fault its pages in again.

@@ -269,9 +269,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The environment the deployments start the server with (deploy/Dockerfile, Procfile, deploy/replicas.sh)
+DEPLOYED = {"MALLOC_ARENA_MAX": "1"}
+
+
 def start_server(cpus: str | None = None, env: dict | None = None):
-    """``streamlit run app`` on 127.0.0.1 (pinned to ``cpus`` with taskset); (process, url, seconds to
-    the health check)."""
+    """``streamlit run app`` on 127.0.0.1 (pinned to ``cpus`` with taskset), started as the deployments
+    start it (``DEPLOYED``); (process, url, seconds to the health check)."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port), "--server.address",
            "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -279,7 +283,7 @@ def start_server(cpus: str | None = None, env: dict | None = None):
         cmd = ["taskset", "-c", cpus, *cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **DEPLOYED, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     while True:
         try:

@@ -39,6 +39,7 @@ export STREAMLIT_SERVER_COOKIE_SECRET
 # The cores shared out: torch would otherwise start one thread per core in every replica.
 cores=$(nproc 2>/dev/null || echo 1)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / n > 0 ? cores / n : 1 ))}
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1}  # one malloc arena per replica (app/malloc.py)
 
 pids=()
 stop() {

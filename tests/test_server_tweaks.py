@@ -1,15 +1,18 @@
 """app/server_tweaks.py: Streamlit's after-run hook no longer clears the Keras session (a full
 gc.collect() per rerun of every session); matplotlib's figures are still closed; and app/malloc.py
-bounds glibc's malloc (2 arenas, a trim after a run at most every few seconds)."""
+bounds glibc's malloc (2 arenas, a trim after a run at most every few seconds); the deployments start
+the server with one arena."""
 
 from pathlib import Path
+import re
 import sys
 import types
 
 import pytest
 from streamlit.runtime.scriptrunner import script_runner
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "app"))
 import malloc  # noqa: E402
 import server_tweaks  # noqa: E402, F401
 
@@ -63,3 +66,12 @@ def test_trimming_hands_freed_memory_back():
     malloc.LIBC.malloc_trim(0)
     trimmed = rss_mb()
     assert before - trimmed > 100, (before, freed, trimmed)
+
+
+def test_every_deployment_starts_the_server_with_one_malloc_arena():
+    """glibc reads MALLOC_ARENA_MAX only at start (see app/malloc.py): the container image, the
+    Procfile, the replicas script and the benchmarks' server all set it the same way."""
+    assert 'DEPLOYED = {"MALLOC_ARENA_MAX": "1"}' in (ROOT / "benchmarks" / "ws_load.py").read_text()
+    assert re.search(r"^ENV .*\bMALLOC_ARENA_MAX=1\b", (ROOT / "deploy" / "Dockerfile").read_text(), re.M)
+    assert (ROOT / "Procfile").read_text().startswith("web: MALLOC_ARENA_MAX=1 streamlit run app ")
+    assert "export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1}" in (ROOT / "deploy" / "replicas.sh").read_text()
