@@ -285,9 +285,10 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
     One compiled step (forward, gradient, Adam, the mask multiplied in) instead of ``model.fit``
     with a callback: the same arithmetic without Python between the update and the mask."""
     if recipe["optimizer"] != "adam" or recipe["schedule"] != "constant" or recipe.get("weight_decay"):
-        raise PruningError(f"Keras tracked training runs a constant-rate Adam recipe, not {recipe['optimizer']!r}")
+        raise PruningError(f"Keras tracked training runs a constant-rate Adam recipe without weight decay, not "
+                           f"{recipe['optimizer']} with a {recipe['schedule']} schedule")
     (x, y), (xv, yv), (xt, yt) = splits
-    net = model.to_keras(state, "init")  # a private copy set to ``state``
+    net = model.to_keras(state, "final")  # a private copy set to ``state`` (every variable)
     variables = named_variables(net)
     pairs = [(variables[n], tf.constant(np.asarray(m), dtype=variables[n].dtype)) for n, m in mask.items()]
     optimizer = keras.optimizers.Adam(recipe["lr"], epsilon=recipe.get("adam_epsilon", 1e-7))
