@@ -187,3 +187,19 @@ def test_get_run_leaves_storing_to_the_caller_on_request_and_resumes_from_what_i
     again = imp_runs.get_run("toy", 1)
     assert again["stored"] is True and made == [1]
     assert again["rounds"] == run["rounds"] and "stored" not in (tmp_path / "toy" / "seed1.json").read_text()
+
+
+def test_the_tracker_tests_the_weights_of_the_least_validation_loss():
+    """training/tracking.py: an entry every eval_every steps, a test every test_every steps, and the
+    early-stopping step's test accuracy read on that step's restored weights."""
+    from pruning.training.tracking import Tracker
+
+    weights, restored = {"w": 0}, []
+    tracker = Tracker(iterations=50, eval_every=10, test_every=40)
+    for step, loss in zip(range(10, 51, 10), (0.5, 0.2, 0.3, 0.4, 0.45), strict=True):
+        weights["w"] = step
+        assert tracker.due(step) and not tracker.due(step - 5)
+        tracker.record(step, loss, 1 - loss, lambda: f"test at {weights['w']}", lambda: dict(weights))
+    history = tracker.finish(lambda w: (restored.append(w), weights.update(w)), lambda: f"test at {weights['w']}")
+    assert [h["test_accuracy"] for h in history] == [None, "test at 20", None, "test at 40", "test at 50"]
+    assert restored == [{"w": 20}] and imp_runs.early_stop(history)["iteration"] == 20

@@ -549,9 +549,9 @@ def _faster_findings(runs) -> list:
     best = max(rounds, key=lambda r: mean(r, "ticket", "test_accuracy"))
     last, dense_it, dense_acc = max(rounds), mean(0, "ticket", "iteration"), mean(0, "ticket", "test_accuracy")
     pruned = [r for r in rounds if r]
-    censored = sum(run["rounds"][r][side]["early_stop"]["censored"] for run in runs for r in rounds
-                   for side in ("ticket", "random") if run["rounds"][r][side])
-    trained = sum(1 for run in runs for r in rounds for side in ("ticket", "random") if run["rounds"][r][side])
+    flags = [run["rounds"][r][side]["early_stop"]["censored"] for run in runs for r in rounds
+             for side in ("ticket", "random") if run["rounds"][r][side]]  # one per training
+    censored, trained = sum(flags), len(flags)
     slower = sum(mean(r, "random", "iteration") > mean(r, "ticket", "iteration") for r in pruned)
     later = sum(mean(r, "random", "iteration") > dense_it for r in pruned)
     return [

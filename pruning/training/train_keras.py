@@ -16,6 +16,7 @@ from ..models.keras_callback import MaskCallback
 from ..models.keras_model import keras, named_variables, prunable_specs, tf, to_input
 from ..models.keras_nets import build
 from .recipes import RECIPES
+from .tracking import Tracker
 
 
 def untrainable(model) -> str | None:
@@ -315,17 +316,11 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
     def test_accuracy():
         return round(float(np.mean(np.asarray(logits_of(test_in)).argmax(1) == test_y)), 5)
 
-    history, best = [], {}
+    def restore(state):
+        for var, value in zip(net.variables, state, strict=True):
+            var.assign(value)
 
-    def measure(step_no):
-        logits = logits_of(val_in)
-        loss = round(float(loss_of(val_y, logits)), 5)
-        tested = step_no % test_every == 0 or step_no == iterations
-        history.append({"iteration": step_no, "val_loss": loss,
-                        "val_accuracy": round(float(np.mean(np.asarray(logits).argmax(1) == val_y)), 5),
-                        "test_accuracy": test_accuracy() if tested else None})
-        if not best or loss < best["loss"]:  # the early-stopping candidate: its weights, to test later
-            best.update(loss=loss, entry=history[-1], state=[v.numpy() for v in net.variables])
+    tracker = Tracker(iterations, eval_every, test_every)
 
     for var, keep in pairs:
         var.assign(var * keep)
@@ -335,14 +330,12 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
         for i in range(0, len(x), batch):
             step(tf.constant(order[i:i + batch]))
             step_no += 1
-            if step_no % eval_every == 0 or step_no == iterations:
-                measure(step_no)
+            if tracker.due(step_no):
+                logits = logits_of(val_in)
+                tracker.record(step_no, loss_of(val_y, logits), np.mean(np.asarray(logits).argmax(1) == val_y),
+                               test_accuracy, lambda: [v.numpy() for v in net.variables])
             if step_no == iterations:
                 break
     names = variables if full_state else model.specs
     weights = {name: variables[name].numpy().copy() for name in names}
-    if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
-        for var, value in zip(net.variables, best["state"], strict=True):
-            var.assign(value)
-        best["entry"]["test_accuracy"] = test_accuracy()
-    return weights, history
+    return weights, tracker.finish(restore, test_accuracy)

@@ -13,6 +13,7 @@ from .. import data
 from ..models.adapter import adapter
 from . import zoo_training
 from .recipes import RECIPES
+from .tracking import Tracker
 from ..models.torch_model import build, device, prunable_specs, to_input
 from ..models.torch_nets import INITS
 
@@ -264,7 +265,7 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
     keep = {name: torch.from_numpy(np.asarray(m, dtype=np.float32)) for name, m in mask.items()}
     val_in, val_y = to_input(xv), torch.from_numpy(np.asarray(yv, dtype=np.int64))
     test_in, test_y = to_input(xt), torch.from_numpy(np.asarray(yt, dtype=np.int64))
-    history, best = [], {}
+    tracker = Tracker(iterations, eval_every, test_every)
 
     @torch.no_grad()
     def apply():
@@ -279,18 +280,17 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
     def measure(step):
         module.eval()
         logits = module(val_in)
-        loss = round(float(F.cross_entropy(logits, val_y)), 5)
-        tested = step % test_every == 0 or step == iterations
-        history.append({"iteration": step, "val_loss": loss,
-                        "val_accuracy": round(float((logits.argmax(1) == val_y).float().mean()), 5),
-                        "test_accuracy": test_accuracy() if tested else None})
-        if not best or loss < best["loss"]:  # the early-stopping candidate: its weights, to test later
-            best.update(loss=loss, entry=history[-1], state={k: v.clone() for k, v in module.state_dict().items()})
+        tracker.record(step, F.cross_entropy(logits, val_y), (logits.argmax(1) == val_y).float().mean(), test_accuracy,
+                       lambda: {k: v.clone() for k, v in module.state_dict().items()})
         module.train()
+
+    def restore(state):
+        module.load_state_dict(state)
+        module.eval()
 
     def on_step(step, _):
         apply()
-        if step % eval_every == 0 or step == iterations:
+        if tracker.due(step):
             measure(step)
 
     apply()
@@ -299,8 +299,4 @@ def train_tracked(model, recipe, state, mask, *, iterations, eval_every, test_ev
           on_step=on_step)
     kept = module.state_dict().items() if full_state else params.items()
     weights = {name: p.detach().numpy().copy() for name, p in kept}
-    if best["entry"]["test_accuracy"] is None:  # the test accuracy at the early-stopping iteration
-        module.load_state_dict(best["state"])
-        module.eval()
-        best["entry"]["test_accuracy"] = test_accuracy()
-    return weights, history
+    return weights, tracker.finish(restore, test_accuracy)
