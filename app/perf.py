@@ -5,12 +5,18 @@ Drawn in a collapsed expander whose content runs only while it is open, so the l
 path does not pay for it.
 """
 
-import streamlit as st
+import importlib
 
-from pruning.models import torch_fast as fast
+import streamlit as st
 
 import state
 from state import Settings
+
+
+def _fast():
+    """pruning.models.torch_fast, imported on first use: it imports PyTorch, and the page's first
+    elements go out before PyTorch is loaded (so the browser loads its code meanwhile)."""
+    return importlib.import_module("pruning.models.torch_fast")
 
 
 def _size(n: int) -> str:
@@ -19,12 +25,12 @@ def _size(n: int) -> str:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def sizes(s: Settings) -> dict:
-    return fast.file_bytes(state.model(s.model), state.mask(s), s.weights)
+    return _fast().file_bytes(state.model(s.model), state.mask(s), s.weights)
 
 
 @st.cache_data(max_entries=32, show_spinner="Timing the dense and the pruned model…")
 def timing(s: Settings) -> dict:
-    return fast.benefit(state.model(s.model), state.mask(s), s.weights, s.limit)
+    return _fast().benefit(state.model(s.model), state.mask(s), s.weights, s.limit)
 
 
 def section(s: Settings):
@@ -50,7 +56,7 @@ def section(s: Settings):
         cols[1].metric(label, f"{t['pruned_seconds'] * 1000:,.0f} ms")
         cols[2].metric("Speed-up", f"{t['speedup']:.2f}x")
         how = ("Fast path: dead units removed (their constant output folded into the next bias) and kernels at "
-               f"least {fast.CSR_SPARSITY:.0%} sparse multiplied as CSR; same predictions as the masked model."
+               f"least {_fast().CSR_SPARSITY:.0%} sparse multiplied as CSR; same predictions as the masked model."
                if t["fast"] else "This model has no fast path (Keras, ResNet, uploaded programs): pruned weights "
                "are zeros in dense kernels, so pruning saves no time.")
         st.caption(f"Median of 3 runs over {t['images']:,} images on this server, measured just now. {how}")

@@ -10,6 +10,7 @@ from pruning.errors import quote
 
 import charts
 import controls
+import first_paint
 import state
 from controls import WEIGHT_LABELS
 from state import Settings
@@ -47,10 +48,14 @@ def show_chart(fig, key: str, title: str, text: str, table: list | None = None):
     """A Plotly figure with its text alternative: ``title`` and ``text`` are the chart's accessible
     name, and an expander "Chart as text" under it holds ``text`` and, when given, the numbers as a
     table (a real HTML table, which screen readers can walk)."""
-    st.plotly_chart(fig, key=key, alt=f"{title}. {text}")
+    drawn = first_paint.charts_now()  # a session's first run: placeholders (and no tables) instead
+    if drawn:
+        st.plotly_chart(fig, key=key, alt=f"{title}. {text}")
+    else:
+        first_paint.placeholder(fig.layout.height or 450)
     with st.expander("Chart as text", icon=":material/description:"):
         st.markdown(f"**{title}.** {text}")
-        if table:
+        if table and drawn:
             st.table(table, hide_index=True, alt=title)
 
 

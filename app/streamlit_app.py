@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 import bn_ui  # noqa: E402
 import controls  # noqa: E402
+import first_paint  # noqa: E402
 import imp_ui  # noqa: E402
 import perf  # noqa: E402
 import retrain_ui  # noqa: E402
@@ -53,3 +54,4 @@ def explorer():
 st.set_page_config(page_title="Pruning explorer", page_icon="✂️", layout="wide", initial_sidebar_state=370)
 st.navigation([st.Page(explorer, title="Explorer", icon=":material/content_cut:", default=True),
                st.Page("tour.py", title="Guided tour", icon=":material/school:")]).run()
+first_paint.signal()  # a session's first run: its charts follow once the browser shows the page

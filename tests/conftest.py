@@ -5,6 +5,7 @@ plain helpers with ``from conftest import ...``; pytest provides the fixtures by
 
 from contextlib import contextmanager
 import io
+import os
 from pathlib import Path
 import socket
 import subprocess
@@ -17,6 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from pruning.cli import main
 from pruning.core.selection import TensorSpec
+
+# AppTests read a page's charts after its first run: draw them there (app/first_paint.py defers them
+# to a session's second run; tests/test_first_paint.py and the real servers below keep that on).
+os.environ.setdefault("PRUNING_DEFER_CHARTS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SCRIPT = ROOT / "app" / "streamlit_app.py"
@@ -97,7 +102,8 @@ def running_explorer():
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PRUNING_DEFER_CHARTS": "1"}  # as deployed: a first page's charts follow it
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, time.monotonic() + 90)
