@@ -167,10 +167,16 @@ def class_tables(r: dict) -> list:
         mem = j.get("memory")
         if mem:
             out.append(("j. Server memory after every zoo model was visited",
-                        table(["after", "RSS", "peak RSS"],
-                              [[k, _mb(v["VmRSS"]), _mb(v["VmHWM"])] for k, v in mem["after_each"].items()]
-                              + [["all (end)", _mb(mem["VmRSS"]), _mb(mem["VmHWM"])]])))
+                        table(["after", "RSS", "peak RSS", "moves answered", "errors (of which timeouts)"],
+                              [[k, _mb(v["VmRSS"]), _mb(v["VmHWM"]), v.get("moves", ""), _errors(v.get("errors", []))]
+                               for k, v in mem["after_each"].items()]
+                              + [["all (end)", _mb(mem["VmRSS"]), _mb(mem["VmHWM"]), "", ""]])))
     return out
+
+
+def _errors(errors: list) -> str:
+    timeouts = sum("TimeoutError" in e for e in errors)
+    return f"{len(errors)} ({timeouts})" if errors else "0"
 
 
 def _load_row(c: dict) -> list:

@@ -43,6 +43,7 @@ def test_evaluations_at_once_bounded(monkeypatch):
     evaluation holds its own activations)."""
     import threading
     import time
+    import types
 
     slots = state._slots._initial_value
     lock, active, peak, done = threading.Lock(), [0], [0], []
@@ -57,9 +58,26 @@ def test_evaluations_at_once_bounded(monkeypatch):
         done.append(1)
 
     monkeypatch.setattr(pruning, "evaluate", fake_evaluate)
-    threads = [threading.Thread(target=state._evaluate) for _ in range(3 * slots + 2)]
+    m = types.SimpleNamespace(framework="keras")  # no fast plan: pruning.evaluate
+    threads = [threading.Thread(target=state._evaluate, args=(m, None, "final", None)) for _ in range(3 * slots + 2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
     assert len(done) == len(threads) and 1 <= peak[0] <= slots
+
+
+@pytest.mark.parametrize("name, planned", [(MODEL, True), ("mnist-lenet5-torch", False)])
+def test_the_page_evaluates_mlps_through_the_fast_plan(monkeypatch, name, planned):
+    """The page's evaluations of the PyTorch MLP go through torch_fast's plan (a fraction of the CPU),
+    of LeNet-5 not (no quicker); the same predictions as ``pruning.evaluate`` either way."""
+    from pruning.models import torch_fast
+
+    compiled = []
+    monkeypatch.setattr(torch_fast, "compile", lambda *a, f=torch_fast.compile: compiled.append(1) or f(*a))
+    m = pruning.load_model(name)
+    for sparsity, weights in [(0.5, "final"), (0.95, "init"), (0.99, "final")]:
+        mask = pruning.compute_mask(m, "large_final", sparsity)
+        got, want = state._evaluate(m, mask, weights, 1000), pruning.evaluate(m, mask, weights, limit=1000)
+        assert np.array_equal(got.predictions, want.predictions) and got.n == want.n == 1000
+    assert len(compiled) == (3 if planned else 0)
