@@ -69,6 +69,7 @@ class Visitor:
         self.origin, self.query = url.rstrip("/"), query
         self.widgets, self.hashes = {}, set()  # label -> widget id; hashes of cacheable messages held
         self.page_hash = ""
+        self.signalled = False  # the page asked for a second run (app/first_paint.py)
         self.run = Run()
         self.changed = asyncio.Event()  # set on every message of interest
         self.ws = self.reader = None
@@ -77,7 +78,10 @@ class Visitor:
         self.ws = await connect(self.ws_url, subprotocols=["streamlit"], origin=self.origin, max_size=None,
                                 open_timeout=TIMEOUT_S, ping_interval=None)
         self.reader = asyncio.create_task(self._read())
-        return await self.rerun([])
+        first = await self.rerun([])
+        if self.signalled:  # as a browser does once the first page is on screen: the run that draws the charts
+            first.errors.extend((await self.rerun([])).errors)
+        return first
 
     async def close(self):
         if self.ws is not None:
@@ -114,6 +118,8 @@ class Visitor:
             self.run.scope, self.run.caption_pct = found[1], float(found[2])
         elif kind in ("number_input", "slider"):
             self.widgets[getattr(el, kind).label] = getattr(el, kind).id
+        elif kind == "bidi_component":  # app/first_paint.py's signal: a browser asks for the next run
+            self.signalled = True
         elif kind == "exception":
             self.run.errors.append(f"{el.exception.type}: {el.exception.message}"[:200])
         elif kind == "alert" and el.alert.format == 1:  # st.error
