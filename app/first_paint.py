@@ -21,7 +21,9 @@ import os
 
 import streamlit as st
 
-DRAWN = "first_paint_drawn"  # session state: the session has had its first run
+DRAWN = "first_paint_drawn"  # session state: a run of this session has reached signal()
+DEFERRED = "first_paint_deferred"  # session state: this run left a chart to the next one
+PLACEHOLDER = "Drawing the chart… (if it stays empty, move any control)"
 
 _JS = """
 export default function (component) {
@@ -36,19 +38,23 @@ def enabled() -> bool:
 
 
 def charts_now() -> bool:
-    """Whether this run draws the page's charts (every run but a session's first)."""
+    """Whether this run draws the page's charts: every run once one of the session's runs has reached
+    ``signal`` (a session's first run, and runs cut short before it, draw placeholders)."""
     return not enabled() or st.session_state.get(DRAWN, False)
 
 
 def placeholder(height: int):
     """Where a chart will be drawn: an empty box of its height, so nothing below it moves."""
+    st.session_state[DEFERRED] = True
     with st.container(height=height, border=False):
-        st.caption("Drawing the chart…")
+        st.caption(PLACEHOLDER)
 
 
 def signal():
-    """At the end of the page: the next run draws the charts (asked for by the browser on the first run)."""
+    """At the end of the page: later runs draw the charts, and when this one left any to them, the
+    browser asks for the next run as soon as it shows this page."""
     if charts_now():
         return
     st.session_state[DRAWN] = True
-    _signal(key="first_paint", on_shown_change=lambda: None, height=0)
+    if st.session_state.pop(DEFERRED, False):
+        _signal(key="first_paint", on_shown_change=lambda: None, height=0)

@@ -5,8 +5,6 @@ Drawn in a collapsed expander whose content runs only while it is open, so the l
 path does not pay for it.
 """
 
-import importlib
-
 import streamlit as st
 
 import state
@@ -16,7 +14,9 @@ from state import Settings
 def _fast():
     """pruning.models.torch_fast, imported on first use: it imports PyTorch, and the page's first
     elements go out before PyTorch is loaded (so the browser loads its code meanwhile)."""
-    return importlib.import_module("pruning.models.torch_fast")
+    from pruning.models import torch_fast
+
+    return torch_fast
 
 
 def _size(n: int) -> str:

@@ -47,7 +47,8 @@ def page_style():
 def show_chart(fig, key: str, title: str, text: str, table: list | None = None):
     """A Plotly figure with its text alternative: ``title`` and ``text`` are the chart's accessible
     name, and an expander "Chart as text" under it holds ``text`` and, when given, the numbers as a
-    table (a real HTML table, which screen readers can walk)."""
+    table (a real HTML table, which screen readers can walk).  On a session's first run a placeholder
+    stands for the figure and the table (``first_paint``)."""
     drawn = first_paint.charts_now()  # a session's first run: placeholders (and no tables) instead
     if drawn:
         st.plotly_chart(fig, key=key, alt=f"{title}. {text}")

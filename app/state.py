@@ -7,7 +7,6 @@ seen costs nothing and each browser session only keeps its own settings in its w
 """
 
 import hashlib
-import importlib
 import os
 import secrets
 import tempfile
@@ -39,14 +38,12 @@ def _evaluate(m, mask: pruning.Mask | None, weights: str, limit: int | None) -> 
     """``pruning.evaluate`` in one of the server's evaluation slots; for the zoo's PyTorch MLPs through
     ``torch_fast``'s compiled plan (the same predictions, tests/test_fast.py; a fraction of the CPU)."""
     with _slots:
-        if m.framework == "torch" and _fast().quicker(m):
-            return _fast().evaluate(m, mask, weights, limit)
+        if m.framework == "torch":
+            from pruning.models import torch_fast  # imports PyTorch: only for PyTorch models
+
+            if torch_fast.quicker(m):
+                return torch_fast.evaluate(m, mask, weights, limit)
         return pruning.evaluate(m, mask, weights, limit=limit)
-
-
-def _fast():
-    """pruning.models.torch_fast (it imports PyTorch: only asked for PyTorch models)."""
-    return importlib.import_module("pruning.models.torch_fast")
 
 
 class Settings(NamedTuple):

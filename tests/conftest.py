@@ -21,7 +21,7 @@ from pruning.core.selection import TensorSpec
 
 # AppTests read a page's charts after its first run: draw them there (app/first_paint.py defers them
 # to a session's second run; tests/test_first_paint.py and the real servers below keep that on).
-os.environ.setdefault("PRUNING_DEFER_CHARTS", "0")
+os.environ["PRUNING_DEFER_CHARTS"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SCRIPT = ROOT / "app" / "streamlit_app.py"
