@@ -31,14 +31,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 # --- AppTest -------------------------------------------------------------------------------------
 
-@pytest.fixture
-def at():
+def first_page() -> AppTest:
     """The explorer (AppTest) on its default page with mnist-lenet300-torch, after its first run."""
     app = AppTest.from_file(str(APP_SCRIPT), default_timeout=180)
     app.session_state["model"] = "mnist-lenet300-torch"
     app.run()
     assert not app.exception, app.exception
     return app
+
+
+@pytest.fixture
+def at():
+    return first_page()
 
 
 def headline(app) -> float:

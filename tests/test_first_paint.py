@@ -7,16 +7,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP_SCRIPT, CHROMIUM, explorer_page, headline
+from conftest import CHROMIUM, explorer_page, first_page, headline
 
 
 def _first_run(monkeypatch, defer: str) -> AppTest:
     monkeypatch.setenv("PRUNING_DEFER_CHARTS", defer)
-    app = AppTest.from_file(str(APP_SCRIPT), default_timeout=180)
-    app.session_state["model"] = "mnist-lenet300-torch"
-    app.run()
-    assert not app.exception, app.exception
-    return app
+    return first_page()
 
 
 def _placeholders(app) -> int:
