@@ -21,6 +21,7 @@ import pruning
 from pruning.uploads import byo, sandbox
 from pruning import data
 from pruning.models import export
+from pruning.models.adapter import adapter
 from pruning.core import readouts
 from pruning.core.prune import resolve_strategy
 
@@ -35,14 +36,13 @@ _slots = threading.BoundedSemaphore(int(os.environ.get("PRUNING_EVALUATIONS", "0
 
 
 def _evaluate(m, mask: pruning.Mask | None, weights: str, limit: int | None) -> pruning.Evaluation:
-    """``pruning.evaluate`` in one of the server's evaluation slots; for the zoo's PyTorch MLPs through
-    ``torch_fast``'s compiled plan (the same predictions, tests/test_fast.py; a fraction of the CPU)."""
+    """``pruning.evaluate`` in one of the server's evaluation slots, through the adapter's quicker
+    evaluation where it has one (the zoo's PyTorch MLPs: ``torch_fast``'s compiled plan, the same
+    predictions, tests/test_fast.py; a fraction of the CPU)."""
     with _slots:
-        if m.framework == "torch":
-            from pruning.models import torch_fast  # imports PyTorch: only for PyTorch models
-
-            if torch_fast.quicker(m):
-                return torch_fast.evaluate(m, mask, weights, limit)
+        quick = adapter(m).quick_evaluation(m)
+        if quick is not None:
+            return quick(m, mask, weights, limit)
         return pruning.evaluate(m, mask, weights, limit=limit)
 
 
