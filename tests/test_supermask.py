@@ -172,3 +172,16 @@ def test_levels_keep_the_mask_and_the_order():
     np.testing.assert_array_equal(supermask_files.unpack(supermask_files.pack(levels), s.shape), levels)
     order = np.argsort(np.abs(s).ravel())
     assert (np.diff(levels.ravel()[order].astype(int)) >= 0).all()  # monotone in |s|
+
+
+@pytest.mark.parametrize("k", [1, 2, 500, 999, 1000])
+def test_the_sort_used_on_cuda_picks_the_same_threshold_as_the_quickselect(k):
+    import torch
+
+    from pruning.training.supermask_torch import kth_largest
+
+    flat = torch.from_numpy(np.random.default_rng(k).standard_normal(1000).astype(np.float32)).abs()
+    flat[:10] = flat[10]  # ties
+    expected = np.sort(flat.numpy())[::-1][k - 1]
+    assert kth_largest(flat, k, by_sort=True).item() == expected
+    assert kth_largest(flat, k, by_sort=False).item() == expected

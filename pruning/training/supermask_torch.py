@@ -5,7 +5,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.torch_model import build, device, to_input
+from ..models.torch_model import build, device
+
+
+def kth_largest(flat: torch.Tensor, k: int, by_sort: bool | None = None) -> torch.Tensor:
+    """The k-th largest entry (k >= 1) of a 1-d tensor: a quickselect (kthvalue) on the CPU, a sort
+    on CUDA, where kthvalue runs one thread block per slice and is ~20x slower (pytorch#75599)."""
+    if flat.is_cuda if by_sort is None else by_sort:
+        return flat.sort().values[flat.numel() - k]
+    return flat.kthvalue(flat.numel() - k + 1).values
 
 
 class TopK(torch.autograd.Function):
@@ -14,13 +22,18 @@ class TopK(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, k):
-        flat = scores.detach().flatten()
-        threshold = flat.kthvalue(flat.numel() - k + 1).values if k else torch.inf  # quickselect, not a sort
+        threshold = kth_largest(scores.detach().flatten(), k) if k else torch.inf
         return (scores >= threshold).to(scores.dtype)  # ties at the threshold (measure zero) keep a few more
 
     @staticmethod
     def backward(ctx, grad):
         return grad, None
+
+
+def _batch_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (b, h, w[, c]) -> floats in [0, 1], (b, c, h, w): ``to_input``, on the images' device."""
+    t = images.float().div_(255.0)
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
 def _optimizer(hyper, params, steps):
@@ -45,23 +58,25 @@ def train_scores(model, scores: dict, kept: dict, x, y, *, epochs, seed, hyper, 
     batch = int(hyper["batch_size"])
     steps = -(-len(x) // batch)
     opt, sched = _optimizer(hyper, list(s.values()), epochs * steps)
-    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    images = torch.from_numpy(np.array(x)).to(dev)  # uint8 (n, h, w[, c]), a writable copy, on the device once
+    labels = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(dev)
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(x), generator=gen).numpy()
+        order = torch.randperm(len(x), generator=gen).to(dev)
         losses = []
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
             params = dict(state)
             for name, score in s.items():
                 params[name] = state[name] * TopK.apply(score.abs(), kept[name])
-            out = torch.func.functional_call(module, params, (to_input(x[idx]).to(dev),))
-            loss = F.cross_entropy(out, labels[idx].to(dev))
+            out = torch.func.functional_call(module, params, (_batch_input(images[idx]),))
+            loss = F.cross_entropy(out, labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched:
                 sched.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())  # no .item() per step: the device is not waited for
         if on_epoch:
-            on_epoch(epoch, float(np.mean(losses)), {k: v.detach().cpu().numpy().copy() for k, v in s.items()})
+            loss = torch.stack(losses).double().mean().item()
+            on_epoch(epoch, loss, {k: v.detach().cpu().numpy().copy() for k, v in s.items()})
     return {k: v.detach().cpu().numpy().copy() for k, v in s.items()}
