@@ -130,7 +130,7 @@ def epochs_done(log: Path) -> list:
     return [(h["epoch"], h["wall"]) for h in map(json.loads, log.read_text().splitlines())]
 
 
-def supermasks(out: Path, until: float, epochs: int, limit=None, say=print) -> dict:
+def supermasks(out: Path, until: float, epochs: int, limit=None, say=print, jobs=JOBS) -> dict:
     """All JOBS at once; the lowest-priority run still going is stopped whenever the slowest run's
     recent pace (its last 3 epochs) says it would end after ``until`` (a perf_counter time)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -139,11 +139,11 @@ def supermasks(out: Path, until: float, epochs: int, limit=None, say=print) -> d
     procs = {job: subprocess.Popen([sys.executable, __file__, "supermask", "--keep", str(job[0]), "--seed", str(job[1]),
                                     "--epochs", str(epochs), "--out", str(out), *extra], env=env,
                                    stderr=open(out / f"keep-{job[0]}-seed-{job[1]}.err", "w"))
-             for job in JOBS}
+             for job in jobs}
     stopped = []
     while any(p.poll() is None for p in procs.values()):
         time.sleep(5)
-        running = [job for job in JOBS if procs[job].poll() is None]
+        running = [job for job in jobs if procs[job].poll() is None]
         if not running:
             break
         now, late = time.perf_counter(), False
@@ -160,8 +160,9 @@ def supermasks(out: Path, until: float, epochs: int, limit=None, say=print) -> d
                 procs[job].kill()
                 stopped.append(job)
                 say(f"supermask: stopped keep {job[0]} seed {job[1]} ({'pace' if victim else 'out of time'})")
-    failed = [j for j in JOBS if procs[j].returncode not in (0, None) and j not in stopped]
-    return {"finished": [j for j in JOBS if procs[j].returncode == 0], "stopped": stopped, "failed": failed}
+    failed = [j for j in jobs if procs[j].returncode not in (0, None) and j not in stopped]
+    return {"epochs": epochs, "finished": [j for j in jobs if procs[j].returncode == 0], "stopped": stopped,
+            "failed": failed}
 
 
 def load(seconds: float, server_cpus: str, client_cpus: str, say=print) -> dict:
@@ -186,7 +187,7 @@ def load(seconds: float, server_cpus: str, client_cpus: str, say=print) -> dict:
 
 
 def run_all(out: Path, budget: float, epochs: int, limit=None, load_seconds: float = 60, models=None,
-            server_cpus: str = "0-1", client_cpus: str = "2-15") -> None:
+            server_cpus: str = "0-1", client_cpus: str = "2-15", jobs=JOBS, zoo_check: bool = True) -> None:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     logfile = open(out / "gpu.log", "a")
@@ -200,17 +201,20 @@ def run_all(out: Path, budget: float, epochs: int, limit=None, load_seconds: flo
 
     say(f"torch {torch.__version__}, " + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))
     chosen = ["--models", models] if models else []
-    cpu = subprocess.Popen([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cpu.json"), *chosen],
-                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    subprocess.run([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cuda.json"), *chosen], check=False)
-    cpu.wait()
-    say("zoo: done")
+    if not zoo_check:
+        chosen = None
+    if chosen is not None:
+        cpu = subprocess.Popen([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cpu.json"), *chosen],
+                               env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        subprocess.run([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cuda.json"), *chosen], check=False)
+        cpu.wait()
+        say("zoo: done")
     if (out / "zoo-cpu.json").is_file() and (out / "zoo-cuda.json").is_file():
         with open(out / "zoo-compare.md", "w") as f:
             subprocess.run([sys.executable, __file__, "compare", str(out / "zoo-cpu.json"), str(out / "zoo-cuda.json")],
                            stdout=f, check=False)
     load_cost = 2 * load_seconds + 90  # two classes, the server's start, the moves timed alone
-    result = supermasks(out / "supermask", start + budget - load_cost, epochs, limit, say)
+    result = supermasks(out / "supermask", start + budget - load_cost, epochs, limit, say, jobs)
     say(f"supermask: {result}")
     (out / "supermask" / "summary.json").write_text(json.dumps(result))
     if start + budget - time.perf_counter() > load_cost:
@@ -233,6 +237,8 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None, help="supermask training examples (a smoke run)")
     p.add_argument("--load-seconds", type=float, default=60)
     p.add_argument("--models", default=None, help="zoo models to compare, comma-separated (default: all)")
+    p.add_argument("--jobs", default=None, help="supermask runs keep:seed,... in priority order (default: JOBS)")
+    p.add_argument("--no-zoo", action="store_true", help="skip the zoo comparison")
     p.add_argument("--server-cpus", default="0-1")
     p.add_argument("--client-cpus", default="2-15")
     p = sub.add_parser("zoo")
@@ -249,7 +255,9 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     if a.command == "all":
-        run_all(Path(a.out), a.budget, a.epochs, a.limit, a.load_seconds, a.models, a.server_cpus, a.client_cpus)
+        jobs = [(float(k), int(s)) for k, s in (j.split(":") for j in a.jobs.split(","))] if a.jobs else JOBS
+        run_all(Path(a.out), a.budget, a.epochs, a.limit, a.load_seconds, a.models, a.server_cpus, a.client_cpus,
+                jobs, not a.no_zoo)
     elif a.command == "zoo":
         zoo(a.json, a.models.split(",") if a.models else None)
     elif a.command == "compare":

@@ -284,7 +284,9 @@ def start_server(cpus: str | None = None, env: dict | None = None):
     start it (``DEPLOYED``); (process, url, seconds to the health check)."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port), "--server.address",
-           "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--global.developmentMode", "false"]  # else on when streamlit is not in site-packages, and then
+    # --server.port is refused (seen on the GPU machine, where the wheels were unpacked with pip --target)
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     start = time.perf_counter()

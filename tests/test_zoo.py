@@ -60,6 +60,27 @@ def test_model_loads(name):
     assert 0.0 < meta["test_accuracy"] <= 1.0
 
 
+TORCH_NAMES = [n for n in NAMES if info(n)["framework"] == "torch"]
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_a_torch_model_computes_on_the_device_it_picked(name, monkeypatch):
+    """On a GPU machine everything a forward pass touches must be on the GPU, the network's own
+    input normalisation too (it was not: the first run on CUDA failed). The "meta" device stands in
+    for CUDA, so this runs on any machine."""
+    import torch
+
+    from pruning.models import torch_model
+
+    monkeypatch.setattr(torch_model, "device", lambda: torch.device("meta"))
+    files = {p.name.split(".")[0]: p for p in (ZOO / name).glob("*.safetensors")}
+    model = torch_model.TorchModel(name, info(name), files)
+    x = model.prepare(data.load(model.dataset, "test")[0][:2]) if data.available(model.dataset) else None
+    assert x is None or x.device.type == "meta"
+    tensors = [*model._module.parameters(), *model._module.buffers(), *model._tensors["final"].values()]
+    assert {t.device.type for t in tensors} == {"meta"}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_sha256_matches_files(name):
     recorded = info(name)["sha256"]

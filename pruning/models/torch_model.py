@@ -71,7 +71,7 @@ class TorchModel:
         or to an already loaded state dict of numpy arrays (an uploaded file, see byo.py)."""
         self.name, self.info, self.dataset = name, info, info["dataset"]
         self.device = device()
-        self._module = build(info).eval()
+        self._module = build(info).eval().to(self.device)  # its normalisation constants too
         self.specs = prunable_specs(self._module)
         self.output_name = list(self.specs)[-1]
         self.states = {}  # weight set -> full state dict of numpy arrays (read-only)
