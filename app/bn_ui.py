@@ -16,6 +16,7 @@ from pruning.models.adapter import recalibration_unavailable
 
 import state
 from state import Settings
+import turns
 
 IMAGES = (500, 1000, 2000, 5000)  # training images to re-estimate the statistics on
 HELP = ("Pruning shifts every layer's activations, but batch norm keeps normalising with the dense network's "
@@ -38,12 +39,13 @@ def _with_progress(s: Settings, images: int) -> pruning.Evaluation:
     bar = st.empty()
     bar.progress(0.0, text=f"Step 1 of 3: reading {images:,} class-stratified training images…")
     try:
-        batchnorm.calibration_inputs(m, images)
-        bar.progress(1 / 3, text=f"Step 2 of 3: re-estimating the batch-norm statistics in one forward pass over "
-                                 f"{images:,} images…")
-        batchnorm.statistics(m, state.mask(s), s.weights, images)
-        bar.progress(2 / 3, text="Step 3 of 3: evaluating the recalibrated network on the test images…")
-        return recalibrated(s, images)
+        with turns.aside():  # a long task the student asked for: the other pages go on meanwhile
+            batchnorm.calibration_inputs(m, images)
+            bar.progress(1 / 3, text=f"Step 2 of 3: re-estimating the batch-norm statistics in one forward pass over "
+                                     f"{images:,} images…")
+            batchnorm.statistics(m, state.mask(s), s.weights, images)
+            bar.progress(2 / 3, text="Step 3 of 3: evaluating the recalibrated network on the test images…")
+            return recalibrated(s, images)
     finally:
         bar.empty()
 

@@ -11,6 +11,7 @@ from pruning.core.readouts import default_limit, fixed_sparsity
 
 from bn_ui import IMAGES as BN_IMAGES
 from state import Settings, catalogue, drop_upload, model, register_upload, uploaded_rows
+import turns
 
 PRESETS = (20.0, 55.78, 89.6, 99.33)  # lottery-ticket-pruner's levels, % pruned
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -67,7 +68,7 @@ def upload_ui() -> str | None:
         if final is None:
             return None
         try:
-            with st.spinner("Checking the file…"):
+            with st.spinner("Checking the file…"), turns.aside():  # in the worker: the other pages go on
                 name = register_upload(final, init, dataset)
         except pruning.PruningError as exc:
             st.error(f"{exc}")

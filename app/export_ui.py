@@ -14,6 +14,7 @@ from pruning.models.adapter import adapter
 
 import state
 from state import Settings
+import turns
 
 REPEATS = 3  # timing rounds of a measurement (the median is shown)
 SAVES = {  # format -> (what it saves, what it does not)
@@ -152,7 +153,8 @@ def savings(s: Settings) -> None:
                                         f"then {REPEATS} timing rounds over the whole test set)")
 
     try:
-        result = _measured(s, progress)
+        with turns.aside():  # a long task the student asked for: the other pages go on meanwhile
+            result = _measured(s, progress)
     except data.DatasetUnavailable as exc:
         st.warning(f"Cannot measure: {exc}")
         return

@@ -20,6 +20,7 @@ from pruning.training.retrain import retrain, untrainable
 import charts
 import state
 from state import Settings
+import turns
 
 STARTS = {"init": "rewind to θ0 (lottery ticket)", "final": "fine-tune from θf",
           "random": "random re-initialisation", "early": "rewind to θk (late rewinding)"}
@@ -100,7 +101,8 @@ def tab(s: Settings):
     if go:
         job = _new_job(s, m, starts, int(epochs), limit or None)
         st.session_state[JOB] = job
-        _train(job, m, bar, chart)
+        with turns.aside():  # a long task the student asked for: the other pages go on meanwhile
+            _train(job, m, bar, chart)
     if job:
         _show(job, s, bar, chart, table)
 

@@ -19,6 +19,7 @@ from pruning.core.sensitivity import CAVEAT, SPARSITIES, plan
 import sections
 import state
 from state import Settings
+import turns
 
 TARGET = "sens_target"  # the target overall sparsity input (%)
 
@@ -70,7 +71,8 @@ def _scan(s: Settings, m) -> None:
     def progress(done, total):
         bar.progress(done / total, text=f"Scanning: {done} of {total} evaluations")
 
-    table = pruning.sensitivity(m, SPARSITIES, "large_final", limit, progress=progress)
+    with turns.aside():  # a long task the student asked for: the other pages go on meanwhile
+        table = pruning.sensitivity(m, SPARSITIES, "large_final", limit, progress=progress)
     state.set_sensitivity_table(s.model, table)
     bar.empty()
 

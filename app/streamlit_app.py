@@ -21,6 +21,7 @@ import retrain_ui  # noqa: E402
 import sections  # noqa: E402
 import sensitivity_ui  # noqa: E402
 import server_tweaks  # noqa: E402, F401  no keras.backend.clear_session() + gc.collect() after every run
+import turns  # noqa: E402
 
 
 def explorer():
@@ -52,6 +53,7 @@ def explorer():
 
 
 st.set_page_config(page_title="Pruning explorer", page_icon="✂️", layout="wide", initial_sidebar_state=370)
-st.navigation([st.Page(explorer, title="Explorer", icon=":material/content_cut:", default=True),
-               st.Page("tour.py", title="Guided tour", icon=":material/school:")]).run()
-first_paint.signal()  # a session's first run: its charts follow once the browser shows the page
+with turns.turn():  # a class's pages compute in line, as many at once as the server has cores
+    st.navigation([st.Page(explorer, title="Explorer", icon=":material/content_cut:", default=True),
+                   st.Page("tour.py", title="Guided tour", icon=":material/school:")]).run()
+    first_paint.signal()  # a session's first run: its charts follow once the browser shows the page
