@@ -4,11 +4,14 @@ and the sidebar says which trained density's scores are used."""
 
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 import pruning
+from pruning import data
+from pruning.core.readouts import default_limit
 from pruning.training import supermask_files
 
-from conftest import headline
+from conftest import ROOT, headline
 
 MODEL = "mnist-lenet300-torch"
 
@@ -61,3 +64,20 @@ def test_the_guided_tour_shows_the_shipped_learned_supermask():
     shipped = pruning.load_mask(supermask_files.mask_path(MODEL, 0.5), pruning.load_model(MODEL))
     text = next(m.value for m in app.markdown if "learned_supermask" in m.value)
     assert "50% of the weights pruned" in text and f"{shipped.meta['accuracy']:.2%}" in text
+
+
+@pytest.mark.skipif(not data.available("cifar10"), reason="needs the CIFAR-10 test split: set PRUNING_DATA_DIR")
+def test_the_cifar_conv4_learned_on_a_gpu_is_offered_on_the_page():
+    name, keep = "cifar10-conv4-torch", 0.5
+    app = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=300)
+    app.session_state["model"] = name
+    app.run()
+    app.sidebar.selectbox(key="strategy").set_value("learned_supermask").run()
+    app.sidebar.radio(key="weights").set_value("init").run()
+    app.sidebar.number_input(key="sparsity_pct").set_value(50.0).run()
+    assert not app.exception, app.exception
+    model = pruning.load_model(name)
+    shipped = pruning.load_mask(supermask_files.mask_path(name, keep), model)
+    limit = default_limit(model.dataset, str(model.device))  # a CPU page: a class-stratified subset
+    assert headline(app) == pytest.approx(pruning.evaluate(model, shipped, "init", limit=limit).accuracy, abs=1e-4)
+    assert headline(app) > 0.6  # untrained weights, a learned half of them: far above chance (0.1)
