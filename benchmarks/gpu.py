@@ -201,9 +201,7 @@ def run_all(out: Path, budget: float, epochs: int, limit=None, load_seconds: flo
 
     say(f"torch {torch.__version__}, " + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))
     chosen = ["--models", models] if models else []
-    if not zoo_check:
-        chosen = None
-    if chosen is not None:
+    if zoo_check:
         cpu = subprocess.Popen([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cpu.json"), *chosen],
                                env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
         subprocess.run([sys.executable, __file__, "zoo", "--json", str(out / "zoo-cuda.json"), *chosen], check=False)

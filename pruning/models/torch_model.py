@@ -57,9 +57,10 @@ def layout(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
 
 
-def to_input(x: np.ndarray) -> torch.Tensor:
-    """uint8 images (n, h, w) or (n, h, w, c) -> floats in [0, 1], (n, c, h, w)."""
-    t = torch.from_numpy(np.asarray(x).astype(np.float32)).div_(255.0)  # a writable copy
+def to_input(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 images (n, h, w) or (n, h, w, c), a NumPy array or a tensor on any device -> floats in
+    [0, 1], (n, c, h, w), on the same device."""
+    t = (x.float() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x).astype(np.float32))).div_(255.0)
     return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
@@ -101,7 +102,7 @@ class TorchModel:
     def _thread_module(self) -> nn.Module:
         module = getattr(self._local, "module", None)
         if module is None:
-            module = self._local.module = copy.deepcopy(self._module).to(self.device)
+            module = self._local.module = copy.deepcopy(self._module)  # on self.device, as the original
             module.normalize = nn.Identity()  # done by prepare
         return module
 
@@ -127,7 +128,7 @@ class TorchModel:
         """A per-thread copy in training mode whose batch norms average cumulatively (momentum None)."""
         module = getattr(self._local, "calibration", None)
         if module is None:
-            module = copy.deepcopy(self._module).to(self.device).train()
+            module = copy.deepcopy(self._module).train()
             module.normalize = nn.Identity()  # done by prepare
             for m in module.modules():
                 if isinstance(m, BATCH_NORM):

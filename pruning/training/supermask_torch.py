@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.torch_model import build, device
+from ..models.torch_model import build, device, to_input
 
 
 def kth_largest(flat: torch.Tensor, k: int, by_sort: bool | None = None) -> torch.Tensor:
@@ -29,12 +29,6 @@ class TopK(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad, None
-
-
-def _batch_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (b, h, w[, c]) -> floats in [0, 1], (b, c, h, w): ``to_input``, on the images' device."""
-    t = images.float().div_(255.0)
-    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
 def _optimizer(hyper, params, steps):
@@ -69,7 +63,7 @@ def train_scores(model, scores: dict, kept: dict, x, y, *, epochs, seed, hyper, 
             params = dict(state)
             for name, score in s.items():
                 params[name] = state[name] * TopK.apply(score.abs(), kept[name])
-            out = torch.func.functional_call(module, params, (_batch_input(images[idx]),))
+            out = torch.func.functional_call(module, params, (to_input(images[idx]),))
             loss = F.cross_entropy(out, labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
