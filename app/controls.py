@@ -154,7 +154,8 @@ def _slider_moved():
 
 
 def _number_typed():
-    st.session_state.sparsity_slider = min(GRID, key=lambda p: abs(p - st.session_state.sparsity_pct))
+    typed = st.session_state.sparsity_pct
+    st.session_state.sparsity_slider = min(GRID, key=lambda p: abs(p - typed))
 
 
 def _preset(value: float):

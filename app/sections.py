@@ -47,14 +47,19 @@ def page_style():
 def show_chart(fig, key: str, title: str, text: str, table: list | None = None):
     """A Plotly figure with its text alternative: ``title`` and ``text`` are the chart's accessible
     name, and an expander "Chart as text" under it holds ``text`` and, when given, the numbers as a
-    table (a real HTML table, which screen readers can walk).  On a session's first run a placeholder
-    stands for the figure and the table (``first_paint``)."""
+    table (a real HTML table, which screen readers can walk).  The expander's content is drawn only
+    while it is open (opening it reruns the page, from the caches), so a slider move does not send
+    four closed tables.  On a session's first run a placeholder stands for the figure and the table
+    (``first_paint``)."""
     drawn = first_paint.charts_now()  # a session's first run: placeholders (and no tables) instead
     if drawn:
         st.plotly_chart(fig, key=key, alt=f"{title}. {text}")
     else:
         first_paint.placeholder(fig.layout.height or 450)
-    with st.expander("Chart as text", icon=":material/description:"):
+    box = st.expander("Chart as text", icon=":material/description:", key=f"{key}_text", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         st.markdown(f"**{title}.** {text}")
         if table and drawn:
             st.table(table, hide_index=True, alt=title)

@@ -283,3 +283,19 @@ def test_cifar_on_cpu_uses_a_stratified_subset_or_says_what_to_set(row):
         assert "PRUNING_DATA_DIR" in app.error[0].value  # and the sidebar still works
         return
     assert "class-stratified subset" in " ".join(c.value for c in app.caption)
+
+
+def test_chart_as_text_is_drawn_when_opened(at):
+    """Each chart's "Chart as text" expander is drawn closed and empty, so a slider move does not
+    send its table; opened, it holds the chart's description and its numbers as a table."""
+    assert [e.label for e in at.expander].count("Chart as text") == 4  # curve, layer bars, the Weights tab's two
+    assert not at.table and not [m for m in at.markdown if m.value.startswith("**Share of each weight tensor")]
+    at.session_state["layers_text"] = True
+    at.run()
+    assert not at.exception
+    assert [m for m in at.markdown if m.value.startswith("**Share of each weight tensor pruned.** ")]
+    m = pruning.load_model(MODEL)
+    mask = pruning.compute_mask(m, "large_final", 0.896, scope=at.sidebar.radio(key="scope").value)
+    shown = at.table[0].value
+    assert list(shown["tensor"]) == list(m.specs)
+    assert list(shown["pruned"]) == [f"{row['sparsity']:.2%}" for row in pruning.report(mask)["layers"]]

@@ -46,6 +46,16 @@ def _std(w: np.ndarray) -> float:
     return float(scale * (finite / scale).std()) if scale > 0 else 0.0
 
 
+@memo.lru(maxsize=4)
+def _signed_constant(model) -> dict:
+    """name -> sign(θ0) * std(θ0 of the tensor), read-only: computed once per model, not per mask."""
+    out = {}
+    for name, w in model.weights("init").items():
+        out[name] = (np.sign(w) * _std(w)).astype(w.dtype)
+        out[name].setflags(write=False)
+    return out
+
+
 def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     """name -> the prunable tensor that the forward pass uses (a new array; the model is untouched)."""
     check_model(model)
@@ -54,11 +64,9 @@ def masked_weights(model, mask: dict | None, weights: str = "final") -> dict:
     if weights != "final" and "init" not in model.states:
         raise PruningError(f"model {model.name!r} has no initial weights, so {weights!r} is unavailable")
     base = "final" if weights == "final" else "init"
-    source = model.weights(base)
+    source = _signed_constant(model) if weights == "signed-constant" else model.weights(base)
     out = {}
     for name, w in source.items():
-        if weights == "signed-constant":
-            w = (np.sign(w) * _std(w)).astype(w.dtype)
         # not w * mask: NaN * 0 is NaN
         out[name] = w if mask is None else np.where(mask[name], w, np.zeros((), w.dtype))
     if mask is not None and getattr(mask, "meta", {}).get("granularity") == "unit":
@@ -92,8 +100,10 @@ def inputs(model, limit=None):
 
 
 def forget() -> None:
-    """Drop every cached batch of prepared inputs (they hold references to models)."""
+    """Drop every cached batch of prepared inputs and signed-constant weights (they hold references
+    to models)."""
     inputs.cache_clear()
+    _signed_constant.cache_clear()
 
 
 @dataclass

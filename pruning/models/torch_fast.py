@@ -120,7 +120,7 @@ def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: floa
         return None
     head = {n: (torch.from_numpy(arrays[f"{n}.weight"].copy()), torch.from_numpy(arrays[f"{n}.bias"].copy()))
             for n in HEADS[model.info["architecture"]]}
-    ws = [arrays[f"{n}.weight"].astype(np.float64) for n in TAIL]
+    ws = [arrays[f"{n}.weight"] for n in TAIL]  # float32 (out, in), pruned weights 0
     bs = [arrays[f"{n}.bias"].astype(np.float64) for n in TAIL]
     keeps = [w != 0 for w in ws]  # a kept weight that is exactly 0 contributes nothing either
     # forward: constant units (no incoming weight from a live unit) fold relu(bias) into the next bias
@@ -128,7 +128,7 @@ def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: floa
     constant = []
     for k in range(len(ws) - 1):
         const = ~keeps[k][:, live_in].any(axis=1)
-        bs[k + 1] = bs[k + 1] + ws[k + 1][:, const] @ np.maximum(bs[k][const], 0.0)
+        bs[k + 1] = bs[k + 1] + ws[k + 1][:, const].astype(np.float64) @ np.maximum(bs[k][const], 0.0)
         constant.append(const)
         live_in = ~const
     # backward: a unit is kept if it is not constant and a kept unit of the next layer reads it
@@ -137,20 +137,31 @@ def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: floa
         read = keeps[k + 1][alive[0]].any(axis=0)
         alive.insert(0, read & ~constant[k])
     read_in = keeps[0][alive[0]].any(axis=0)
-    cols = np.flatnonzero(read_in)
+    cols = read_in
     layers = []
     for k in range(len(ws)):
-        w = ws[k][alive[k]][:, cols]
+        w = _select(ws[k], alive[k], cols)
         b = bs[k][alive[k]]
-        dense = torch.from_numpy(w.astype(np.float32))
+        dense = torch.from_numpy(w)
         sparse = dense.numel() > 0 and 1 - np.count_nonzero(w) / w.size >= csr_sparsity
         with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
             warnings.simplefilter("ignore", UserWarning)
-            kernel = dense.to_sparse_csr() if sparse else dense.contiguous()
+            kernel = dense.to_sparse_csr() if sparse else dense
         layers.append(Layer(kernel, torch.from_numpy(b.astype(np.float32)).reshape(-1, 1), *w.shape, bool(sparse)))
-        cols = np.flatnonzero(alive[k])
+        cols = alive[k]
     features = None if read_in.all() else torch.from_numpy(np.flatnonzero(read_in))
     return Plan(model, head, features, layers)
+
+
+def _select(w: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``w[rows][:, cols]`` (boolean selections) as a C-contiguous, writable float32 array of the
+    plan's own, copying no more than needed: at moderate sparsity every unit is kept, and the
+    masked kernel is used as it is."""
+    if not rows.all():
+        w = w[rows]
+    if not cols.all():
+        w = w[:, cols]
+    return np.require(w, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
