@@ -116,11 +116,12 @@ def _player(s: Settings, rounds: list):
     with curve:
         sections.show_chart(charts.imp_rounds(rows, r), "imp_curve", "Winning ticket against random "
                             "re-initialisation over the rounds", charts.describe_imp_rounds(rows, r),
-                            charts.imp_rounds_table(rows))
+                            lambda: charts.imp_rounds_table(rows))
     with bars:
         layers = _layer_rows(now)
         sections.show_chart(charts.layer_sparsity(layers), "imp_layers", f"Share of each weight tensor pruned in "
-                            f"round {r}", charts.describe_layer_sparsity(layers), charts.layer_sparsity_table(layers))
+                            f"round {r}", charts.describe_layer_sparsity(layers),
+                            lambda: charts.layer_sparsity_table(layers))
     m = state.model(s.model)
     shape = data.DATASETS[m.dataset]["shape"][:2]
     units = readouts.first_layer_images(m, rounds[-1]["mask"], image_shape=shape)["units"]

@@ -1,5 +1,6 @@
 """The explorer page's sections: each draws one part of the page from cached engine results."""
 
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import streamlit as st
@@ -44,13 +45,13 @@ def page_style():
     st.html(PAGE_STYLE)
 
 
-def show_chart(fig, key: str, title: str, text: str, table: list | None = None):
+def show_chart(fig, key: str, title: str, text: str, table: Callable[[], list] | None = None):
     """A Plotly figure with its text alternative: ``title`` and ``text`` are the chart's accessible
     name, and an expander "Chart as text" under it holds ``text`` and, when given, the numbers as a
-    table (a real HTML table, which screen readers can walk).  The expander's content is drawn only
-    while it is open (opening it reruns the page, from the caches), so a slider move does not send
-    four closed tables.  On a session's first run a placeholder stands for the figure and the table
-    (``first_paint``)."""
+    table (a real HTML table, which screen readers can walk) that ``table()`` builds.  The expander's
+    content is built and drawn only while it is open (opening it reruns the page, from the caches),
+    so a slider move neither builds nor sends four closed tables.  On a session's first run a
+    placeholder stands for the figure and the table (``first_paint``)."""
     drawn = first_paint.charts_now()  # a session's first run: placeholders (and no tables) instead
     if drawn:
         st.plotly_chart(fig, key=key, alt=f"{title}. {text}")
@@ -62,7 +63,7 @@ def show_chart(fig, key: str, title: str, text: str, table: list | None = None):
     with box:
         st.markdown(f"**{title}.** {text}")
         if table and drawn:
-            st.table(table, hide_index=True, alt=title)
+            st.table(table(), hide_index=True, alt=title)
 
 
 def header(s: Settings):
@@ -162,7 +163,7 @@ def curve(s: Settings, results: dict):
     show_chart(charts.accuracy_curve(shown, dense, live, control), "curve",
                "Accuracy against the share of weights pruned",
                charts.describe_accuracy_curve(shown, dense, live, control),
-               charts.accuracy_curve_table(shown, live, control))
+               lambda: charts.accuracy_curve_table(shown, live, control))
     if curves is None:
         where = ("uploaded models" if s.model.startswith(state.UPLOAD)
                  else f"{s.model} yet (pretrained/{s.model}/sweep.csv)")
@@ -179,7 +180,7 @@ def layers(s: Settings):
     st.subheader("Sparsity per layer")
     rows = state.report(s)["layers"]
     show_chart(charts.layer_sparsity(rows), "layers", "Share of each weight tensor pruned",
-               charts.describe_layer_sparsity(rows), charts.layer_sparsity_table(rows))
+               charts.describe_layer_sparsity(rows), lambda: charts.layer_sparsity_table(rows))
     st.caption("The fraction of each weight tensor pruned (⚠: 99% or more). Layer scope prunes all tensors "
                "equally; global scope lets big, redundant layers (like the first) give up more.")
 
@@ -223,13 +224,14 @@ def predictions_tab(s: Settings):
     with left:
         dense, pruned = list(c["per_class_dense"]), list(c["per_class_pruned"])
         show_chart(charts.per_class(dense, pruned, names), "pc", "Accuracy per class, dense and pruned",
-                   charts.describe_per_class(dense, pruned, names), charts.per_class_table(dense, pruned, names))
+                   charts.describe_per_class(dense, pruned, names),
+                   lambda: charts.per_class_table(dense, pruned, names))
         st.caption("Accuracy per class before (grey, hatched) and after pruning (blue): pruning rarely hurts all "
                    "classes equally.")
     with right:
         show_chart(charts.confusion_change(c["confusion_change"], names), "cm", "Change in the confusion matrix",
                    charts.describe_confusion_change(c["confusion_change"], names),
-                   charts.confusion_change_table(c["confusion_change"], names))
+                   lambda: charts.confusion_change_table(c["confusion_change"], names))
         st.caption("Change in the confusion matrix (row = true class): red cells marked + are new mistakes, blue "
                    "cells marked − on the diagonal are lost correct answers.")
     st.markdown(f"**{c['changed']:,} predictions changed**: {c['broken']:,} became wrong, {c['fixed']:,} became right.")
@@ -294,7 +296,7 @@ def compare_tab(s: Settings):
     with bars:
         show_chart(charts.layer_overlap(o["layers"]), "compare_layers",
                    "Sparsity of A and B and their overlap per layer",
-                   charts.describe_layer_overlap(o["layers"]), charts.layer_overlap_table(o["layers"]))
+                   charts.describe_layer_overlap(o["layers"]), lambda: charts.layer_overlap_table(o["layers"]))
     st.caption("Per layer: the share of weights each setting prunes, and the Jaccard overlap of the weights they keep. "
                "Magnitude (large_final) and movement can prune the same share of a layer yet keep different weights.")
 

@@ -113,7 +113,7 @@ def tab(s: Settings):
     source = ("precomputed (`pretrained/" + s.model + "/sensitivity.json`)"
               if not s.model.startswith(state.UPLOAD) and state._shipped_table(s.model) else "computed here")
     sections.show_chart(heatmap(table), "sens_heatmap", "Accuracy of each layer pruned alone", describe(table),
-                        table_rows(table))
+                        lambda: table_rows(table))
     st.caption(f"Scan {source}: criterion {table['criterion']} on {table['weights']} weights, {table['n']:,} test "
                f"images{' (class-stratified subset)' if table.get('limit') else ''}; dense accuracy "
                f"{table['dense_accuracy']:.2%}. Numbers are accuracy in %.")

@@ -57,7 +57,7 @@ with errors_shown():
                 "give up what it could spare:")
     rows = state.report(magnitude)["layers"]
     show_chart(charts.layer_sparsity(rows), "tour_layers", "Share of each weight tensor pruned",
-               charts.describe_layer_sparsity(rows), charts.layer_sparsity_table(rows))
+               charts.describe_layer_sparsity(rows), lambda: charts.layer_sparsity_table(rows))
     if state.sensitivity_table(name) is not None:
         budgeted = state.evaluation(magnitude._replace(scope="sensitivity"))
         st.markdown(f"A third way: prune each layer *alone* to measure how much it can take (the Explorer's "
@@ -106,7 +106,7 @@ with errors_shown():
                 supermask, LEVELS, weights="signed-constant")
     show_chart(charts.accuracy_curve(curves, dense.accuracy, None), "tour_curve", "Accuracy against the share of "
                "weights pruned", charts.describe_accuracy_curve(curves, dense.accuracy, None),
-               charts.accuracy_curve_table(curves))
+               lambda: charts.accuracy_curve_table(curves))
     st.caption("Live evaluations at lottery-ticket-pruner's levels (20%, 55.78%, 89.6%, 99.33% pruned), "
                "global scope. Past about 99% every criterion collapses: too few weights remain for the signal "
                "to get through.")

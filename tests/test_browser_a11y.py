@@ -127,6 +127,7 @@ def test_page_and_charts_follow_the_viewers_colour_scheme(open_page, scheme, tmp
     assert out.stat().st_size > 10_000
     page.get_by_text("Chart as text").first.click()  # its content is drawn in the run that opening it asks for
     page.locator('[data-testid="stTable"] td').first.wait_for()
+    page.get_by_text("Dense accuracy").first.wait_for()
     assert page.locator('[data-testid="stTable"] td').count() > 10
 
 
@@ -293,6 +294,7 @@ def test_every_control_is_reachable_and_operable_from_the_keyboard(open_page, tm
     focus_visible(info)
     page.keyboard.press("Enter")  # opens it: its content is drawn in the run that this asks for
     page.locator('[data-testid="stTable"] td').first.wait_for()  # the first chart's numbers, opened by key
+    page.get_by_text("Dense accuracy").first.wait_for()  # and its description
     settled(page, 300)
     info = tab_to(lambda i: i["role"] == "tab")
     focus_visible(info)

@@ -27,7 +27,10 @@ def test_the_first_run_has_the_numbers_and_placeholders_and_the_next_the_charts(
     assert _placeholders(app) == charts_tab
     assert [e.type for e in app.main if e.type == "bidi_component"] == ["bidi_component"]  # the browser's signal
     app.run()  # what the signal asks for
-    assert len(app.get("plotly_chart")) == charts_tab and not _placeholders(app)  # (tables: when opened, test_app.py)
+    assert len(app.get("plotly_chart")) == charts_tab and not _placeholders(app)
+    app.session_state["curve_text"] = True  # a chart's text opened: its table is drawn now
+    app.run()
+    assert app.get("table")
     assert headline(app) == accuracy
     assert not [e for e in app.main if e.type == "bidi_component"]  # once per session
     app.sidebar.selectbox(key="model").set_value("fmnist-lenet300-torch").run()  # another model: charts at once
