@@ -57,6 +57,6 @@ def section(s: Settings):
         cols[2].metric("Speed-up", f"{t['speedup']:.2f}x")
         how = ("Fast path: dead units removed (their constant output folded into the next bias) and kernels at "
                f"least {_fast().CSR_SPARSITY:.0%} sparse multiplied as CSR; same predictions as the masked model."
-               if t["fast"] else "This model has no fast path (Keras, ResNet, uploaded programs): pruned weights "
-               "are zeros in dense kernels, so pruning saves no time.")
+               if t["fast"] else "No fast path is timed for this model (Keras, ResNet, uploaded programs): pruned "
+               "weights are zeros in dense kernels, so pruning saves no time.")
         st.caption(f"Median of 3 runs over {t['images']:,} images on this server, measured just now. {how}")

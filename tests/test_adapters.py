@@ -13,7 +13,8 @@ from pruning.models.adapter import ADAPTERS, Model, adapter
 ROOT = Path(pruning.__file__).resolve().parent.parent
 # The adapters (and the format-specific readers of uploaded files) may know their framework.
 ADAPTER_FILES = {"adapter.py", "torch_model.py", "keras_model.py", "pt2_model.py", "train_torch.py", "train_keras.py",
-                 "torch_nets.py", "keras_nets.py", "keras_callback.py", "torch_fast.py"}
+                 "torch_nets.py", "keras_nets.py", "keras_callback.py", "torch_fast.py",
+                 "keras_fast.py"}
 BRANCH = re.compile(r"""framework["']?\]?\s*[!=]=|[!=]=\s*["'](torch|keras)["']|framework\s+(not\s+)?in\s+[(\[{]""")
 
 

@@ -67,14 +67,20 @@ def test_evaluations_at_once_bounded(monkeypatch):
     assert len(done) == len(threads) and 1 <= peak[0] <= slots
 
 
-@pytest.mark.parametrize("name, planned", [(MODEL, True), ("mnist-lenet5-torch", False)])
+@pytest.mark.parametrize("name, planned", [(MODEL, True), ("mnist-lenet5-torch", False),
+                                           ("mnist-lenet300-keras", True), ("mnist-conv-keras", False)])
 def test_the_page_evaluates_mlps_through_the_fast_plan(monkeypatch, name, planned):
-    """The page's evaluations of the PyTorch MLP go through torch_fast's plan (a fraction of the CPU),
-    of LeNet-5 not (no quicker); the same predictions as ``pruning.evaluate`` either way."""
-    from pruning.models import torch_fast
+    """The page's evaluations of the MLPs go through their adapter's quicker evaluation
+    (torch_fast's plan, keras_fast's chain: a fraction of the CPU), of the conv nets not (no
+    quicker); the same predictions as ``pruning.evaluate`` either way."""
+    from pruning.models import keras_fast, torch_fast
 
     compiled = []
-    monkeypatch.setattr(torch_fast, "compile", lambda *a, f=torch_fast.compile: compiled.append(1) or f(*a))
+    def counted(f):
+        return lambda *a, **k: compiled.append(1) or f(*a, **k)
+
+    monkeypatch.setattr(torch_fast, "compile", counted(torch_fast.compile))
+    monkeypatch.setattr(keras_fast, "logits", counted(keras_fast.logits))
     m = pruning.load_model(name)
     for sparsity, weights in [(0.5, "final"), (0.95, "init"), (0.99, "final")]:
         mask = pruning.compute_mask(m, "large_final", sparsity)

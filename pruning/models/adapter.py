@@ -26,7 +26,8 @@ a model cannot (no such layers, or an adapter without the capability).
 
 Optional, a quicker evaluation (``Adapter.fast``): a module with ``quicker(model)`` and
 ``evaluate(model, mask, weights, limit)``, giving ``pruning.evaluate``'s predictions in less time
-where ``quicker`` says so (``torch_fast``: the PyTorch MLPs); the explorer's page evaluates through it.
+where ``quicker`` says so (``torch_fast``: the PyTorch MLPs; ``keras_fast``: the Keras MLPs); the
+explorer's page evaluates through it.
 """
 
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ ADAPTERS["torch"] = Adapter("torch", "PyTorch", ".safetensors", "torch_model:Tor
 ADAPTERS["keras"] = Adapter("keras", "Keras", ".keras", "keras_model:KerasModel",
                             "pruning.training.train_keras", ("keras",),
                             "pruning.training.supermask_keras",
-                            ((".keras", f"{READERS}.keras:keras_model"),))
+                            ((".keras", f"{READERS}.keras:keras_model"),), "pruning.models.keras_fast")
 
 
 def adapter(model_or_framework) -> Adapter:

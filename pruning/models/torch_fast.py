@@ -8,13 +8,11 @@ inference time and its compressed file size.
 Supported: PyTorch models on the CPU whose zoo architecture ends in a chain Linear -> ReLU -> ... -> Linear (lenet300,
 lenet5, conv4); anything else (Keras, ResNet-20, uploaded .pt2) falls back to ``pruning.evaluate``.
 The part before the chain (normalisation, convolutions) runs as in the model, with masked weights.
-The chain is rewritten, exactly up to float rounding:
-1. a hidden unit whose incoming weights are all pruned outputs relu(bias), a constant: it is
-   removed and relu(bias) x its column of the next kernel is added to the next bias;
-2. a hidden unit whose outgoing weights are all pruned is never read: it is removed;
-3. input features no kept weight reads are dropped;
-4. each remaining kernel is kept dense, or stored as CSR when it is at least ``CSR_SPARSITY``
-   sparse (the CPU crossover measured by benchmarks/live.py; see docs/performance.md).
+The chain is rewritten by ``fast_chain.rewrite`` (dead units removed, constant ones folded into
+the next bias, unread inputs dropped; for ``evaluate``, an MLP's pixels that are the same on every
+evaluation image folded too), then each remaining kernel is kept dense, or stored as CSR when it
+is at least ``CSR_SPARSITY`` sparse (the CPU crossover measured by benchmarks/live.py; see
+docs/performance.md).
 Activations are kept transposed, (features, images), so every layer is one ``addmm``.
 """
 
@@ -28,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import memo
+from . import fast_chain
 from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
 
 CSR_SPARSITY = 0.97  # a kernel at least this sparse is multiplied as CSR (measured crossover)
@@ -64,8 +63,10 @@ class Plan:
 
     model: object
     head: dict  # conv name -> (weight, bias) tensors
-    features: torch.Tensor | None  # indices of the head's output features read by the chain (None: all)
+    features: torch.Tensor | None  # positions of the chain's input features read (None: all)
     layers: list  # [Layer]
+    folded: bool = False  # inputs constant on the images of ``limit`` were folded in: it evaluates those only
+    limit: int | None = None
 
     def describe(self) -> list:
         return [{"rows": l.rows, "cols": l.cols, "format": "csr" if l.csr else "dense",
@@ -74,7 +75,10 @@ class Plan:
     @torch.inference_mode()
     def logits(self, limit: int | None = None) -> np.ndarray:
         """Logits (n, classes) on the evaluation images of ``pruning.evaluate(..., limit=limit)``."""
-        h = _head(self.model, self.head, _prepared(self.model, limit))  # (features, n)
+        if self.folded and limit != self.limit:
+            raise ValueError(f"this plan was folded for limit={self.limit}, not {limit}")
+        x = _folded(self.model, limit)[0] if self.folded else _prepared(self.model, limit)
+        h = _head(self.model, self.head, x)  # (features, n)
         if self.features is not None:
             h = h.index_select(0, self.features)
         for i, layer in enumerate(self.layers):
@@ -87,9 +91,19 @@ class Plan:
 @memo.lru(maxsize=4)
 def _prepared(model, limit):
     """The evaluation images as the first layer sees them; for an MLP flattened and transposed to
-    (pixels, n): a copy, 31 MB for MNIST's test set (the page asks for two limits per model)."""
+    (pixels, n): a copy, 31 MB for MNIST's test set."""
     x = inputs(model, limit)[0]  # TorchModel.prepare has normalised them
     return x.flatten(1).t().contiguous() if not HEADS[model.info["architecture"]] else x
+
+
+@memo.lru(maxsize=4)
+def _folded(model, limit):
+    """An MLP's evaluation images without the pixels that are the same on all of them:
+    ((varying pixels, n) tensor, ``fast_chain.varying`` of the pixels).  The page asks for two limits
+    per model (the headline's whole split, the controls' subset)."""
+    x = inputs(model, limit)[0].flatten(1).numpy()  # (n, pixels), normalised
+    constants = fast_chain.varying(x)
+    return torch.from_numpy(np.ascontiguousarray(x[:, np.isnan(constants)].T)), constants
 
 
 def _head(model, head: dict, x: torch.Tensor) -> torch.Tensor:
@@ -108,9 +122,13 @@ def _head(model, head: dict, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(out).t().contiguous()
 
 
-def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: float = CSR_SPARSITY) -> Plan | None:
+def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: float = CSR_SPARSITY,
+            fold: bool = False, limit: int | None = None) -> Plan | None:
     """The fast plan of ``model`` with ``mask`` on weight set ``weights``; None if unsupported or if
-    any weight or bias is NaN or infinite (the plain evaluation handles those)."""
+    any weight or bias is NaN or infinite (the plain evaluation handles those).  ``fold`` (an MLP):
+    pixels that are the same on every evaluation image of ``limit`` are folded into the first bias,
+    and the plan evaluates those images only (``benefit`` times plans that do not fold: its speed-up
+    is what pruning buys)."""
     if not supported(model):
         return None
     prunable = masked_weights(model, mask, weights)
@@ -120,54 +138,25 @@ def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: floa
         return None
     head = {n: (torch.from_numpy(arrays[f"{n}.weight"].copy()), torch.from_numpy(arrays[f"{n}.bias"].copy()))
             for n in HEADS[model.info["architecture"]]}
-    ws = [arrays[f"{n}.weight"] for n in TAIL]  # float32 (out, in), pruned weights 0
-    bs = [arrays[f"{n}.bias"].astype(np.float64) for n in TAIL]
-    keeps = [w != 0 for w in ws]  # a kept weight that is exactly 0 contributes nothing either
-    # forward: constant units (no incoming weight from a live unit) fold relu(bias) into the next bias
-    live_in = np.ones(ws[0].shape[1], dtype=bool)
-    constant = []
-    for k in range(len(ws) - 1):
-        const = ~keeps[k][:, live_in].any(axis=1)
-        bs[k + 1] = bs[k + 1] + ws[k + 1][:, const].astype(np.float64) @ np.maximum(bs[k][const], 0.0)
-        constant.append(const)
-        live_in = ~const
-    # backward: a unit is kept if it is not constant and a kept unit of the next layer reads it
-    alive = [np.ones(ws[-1].shape[0], dtype=bool)]
-    for k in range(len(ws) - 2, -1, -1):
-        read = keeps[k + 1][alive[0]].any(axis=0)
-        alive.insert(0, read & ~constant[k])
-    read_in = keeps[0][alive[0]].any(axis=0)
-    cols = read_in
+    fold = fold and not head  # a convolution head's outputs depend on the mask
+    chain = fast_chain.rewrite([arrays[f"{n}.weight"] for n in TAIL], [arrays[f"{n}.bias"] for n in TAIL],
+                               _folded(model, limit)[1] if fold else None)
     layers = []
-    for k in range(len(ws)):
-        w = _select(ws[k], alive[k], cols)
-        b = bs[k][alive[k]]
+    for w, b in zip(chain.kernels, chain.biases, strict=True):
         dense = torch.from_numpy(w)
         sparse = dense.numel() > 0 and 1 - np.count_nonzero(w) / w.size >= csr_sparsity
         with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
             warnings.simplefilter("ignore", UserWarning)
             kernel = dense.to_sparse_csr() if sparse else dense
-        layers.append(Layer(kernel, torch.from_numpy(b.astype(np.float32)).reshape(-1, 1), *w.shape, bool(sparse)))
-        cols = alive[k]
-    features = None if read_in.all() else torch.from_numpy(np.flatnonzero(read_in))
-    return Plan(model, head, features, layers)
-
-
-def _select(w: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``w[rows][:, cols]`` (boolean selections) as a C-contiguous, writable float32 array of the
-    plan's own, copying no more than needed: at moderate sparsity every unit is kept, and the
-    masked kernel is used as it is."""
-    if not rows.all():
-        w = w[rows]
-    if not cols.all():
-        w = w[:, cols]
-    return np.require(w, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
+        layers.append(Layer(kernel, torch.from_numpy(b).reshape(-1, 1), *w.shape, bool(sparse)))
+    features = None if chain.features is None else torch.from_numpy(chain.features)
+    return Plan(model, head, features, layers, fold, limit)
 
 
 def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
     """``pruning.evaluate`` through the fast plan (the plain evaluation where there is none)."""
     start = time.perf_counter()  # as pruning.evaluate's: masking included
-    plan = compile(model, mask, weights)
+    plan = compile(model, mask, weights, fold=True, limit=limit)
     if plan is None:
         return plain_evaluate(model, mask, weights, limit)
     _, y, idx = inputs(model, limit)
