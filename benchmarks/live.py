@@ -1,12 +1,12 @@
 """Side-by-side performance of the pruning explorer, measured in one run.
 
     python benchmarks/live.py [--quick] [--json OUT.json] [--markdown OUT.md] [--parts a,b,c,d,e,f,g,h,i,j,k]
-                              [--server-cpus 0] [--client-cpus 1]
+                              [--server-cpus 0] [--client-cpus 1] [--models mnist-lenet300-keras,...]
 
 a  live latency (compute_mask + evaluate on the full test set) of every zoo model (CIFAR models,
-   once trained, on the explorer's CPU subset and the full set) vs its dense forward pass, the
-   fast path (pruning.models.torch_fast), torch.nn.utils.prune.global_unstructured + evaluation, and a FLOP
-   lower bound from the measured matrix-multiply throughput; plus the CSR crossover.
+   once trained, on the explorer's CPU subset and the full set; or --models) vs its dense forward
+   pass, its adapter's fast path (pruning.models.torch_fast, keras_fast), torch.nn.utils.prune.global_unstructured
+   + evaluation, and a FLOP lower bound from the measured matrix-multiply throughput; plus the CSR crossover.
 b  lottery-ticket-pruner calc_prune_mask + model.evaluate (benchmarks/.venv-legacy, a subprocess)
 c  sweep throughput: 10 criteria x 20 sparsities on LeNet-300-100
 d  memory with all zoo models loaded; explorer cold start and memory (browser.py)
@@ -30,6 +30,7 @@ variants alike. Targets are reported, never asserted.
 import argparse
 import copy
 import functools
+import importlib
 import json
 import os
 from pathlib import Path
@@ -149,10 +150,17 @@ def live_path(evaluate, model, sparsity: float, limit):
     return lambda: evaluate(model, pruning.compute_mask(model, "large_final", sparsity, scope="global"), limit=limit)
 
 
-def part_a(repeats: int) -> dict:
+def fast_path(model):
+    """The fast evaluation of the model's adapter (``Adapter.fast``) where it supports the model, or None."""
+    module = adapter(model).fast
+    module = importlib.import_module(module) if module else None
+    return module.evaluate if module is not None and module.supported(model) else None
+
+
+def part_a(repeats: int, models: list | None = None) -> dict:
     gflops = matmul_gflops(repeats)
     out = {"matmul_gflops": gflops, "models": []}
-    for name in zoo.names():
+    for name in models or zoo.names():
         model = pruning.load_model(name)
         limits = [None] if default_limit(model.dataset, "cpu") is None else [default_limit(model.dataset, "cpu"), None]
         for limit in limits:
@@ -172,8 +180,8 @@ def part_a(repeats: int) -> dict:
             for s in (0.9,) if slow else SPARSITIES:
                 fns = {"dense_forward": functools.partial(model.logits, dense, "final", x),
                        "live": live_path(pruning.evaluate, model, s, limit)}
-                if fast.supported(model):
-                    fns["live_fast"] = live_path(fast.evaluate, model, s, limit)
+                if fast_path(model) is not None:
+                    fns["live_fast"] = live_path(fast_path(model), model, s, limit)
                 if model.framework == "torch":
                     fns["torch_prune"] = torch_prune_path(model, s, limit, y)
                     if x.ndim == 4 and x.shape[1] > 1:  # colour images: the memory order matters
@@ -368,6 +376,7 @@ def main():
     ap.add_argument("--parts", default="a,b,c,d,e,f,g,k,h,i,j")
     ap.add_argument("--server-cpus", default="0", help="parts h-j: taskset cores of the explorer's server")
     ap.add_argument("--client-cpus", default="1", help="parts h-j: cores of the load generator (and its Chromium)")
+    ap.add_argument("--models", help="part a: these zoo models only (comma-separated; default: all)")
     args = ap.parse_args()
     repeats = 3 if args.quick else 7
     parts = set(args.parts.split(","))
@@ -378,7 +387,7 @@ def main():
         if args.json:
             atomic_write(args.json, lambda f: f.write(json.dumps(results, indent=1, default=float).encode()))
 
-    for part, key, run in (("a", "a_live", lambda: part_a(repeats)),
+    for part, key, run in (("a", "a_live", lambda: part_a(repeats, args.models and args.models.split(","))),
                            ("b", "b_lottery_ticket_pruner", lambda: part_b(repeats)),
                            ("c", "c_sweep", lambda: part_c(5 if args.quick else 20)),
                            ("d", "d_memory", part_d_engine),
