@@ -2,6 +2,7 @@
 Linear -> ReLU -> ... -> Linear made smaller, giving the same logits up to float rounding.
 
     chain = rewrite(kernels, biases, inputs)   # NumPy in, NumPy out; the frameworks run it
+    evaluation(logits, model, mask, weights, limit)   # their logits -> pruning.evaluate's Evaluation
 
 1. an input feature with the same value on every evaluation image (``inputs``; MNIST's border
    pixels: 116 of 784 on the test set) contributes a constant: W[:, j] x value is added to the first
@@ -16,8 +17,11 @@ contributes nothing either).
 """
 
 from dataclasses import dataclass
+import time
 
 import numpy as np
+
+from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs
 
 
 @dataclass
@@ -66,6 +70,19 @@ def rewrite(kernels: list, biases: list, inputs: np.ndarray | None = None) -> Ch
         cols = alive[k]
     features = None if read[varies].all() else np.flatnonzero(read[varies])
     return Chain(features, out_w, out_b)
+
+
+def evaluation(logits, model, mask: dict | None, weights: str, limit: int | None) -> Evaluation:
+    """``pruning.evaluate``'s Evaluation from a fast path's ``logits(model, mask, weights, limit)``
+    ((n, classes), or None where it does not apply: then the plain evaluation)."""
+    start = time.perf_counter()  # as pruning.evaluate's: masking included
+    out = logits(model, mask, weights, limit)
+    if out is None:
+        return plain_evaluate(model, mask, weights, limit)
+    _, y, idx = inputs(model, limit)
+    pred = out.argmax(axis=1)
+    return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y, indices=idx,
+                      seconds=time.perf_counter() - start, device=str(model.device))
 
 
 def _select(w: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

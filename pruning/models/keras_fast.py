@@ -13,13 +13,11 @@ MNIST test set 116 of the 784 pixels are the same (0) on every image; 184 on the
 1,000-image control subset.
 """
 
-import time
-
 import numpy as np
 import tensorflow as tf
 
 from .. import memo
-from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
+from ..core.evaluate import Evaluation, inputs, masked_weights
 from . import fast_chain
 
 TAIL = ("fc1", "fc2", "fc3")  # keras_nets.lenet300: normalize -> flatten -> Dense relu, relu, linear
@@ -39,7 +37,7 @@ def supported(model) -> bool:
 
 def quicker(model) -> bool:
     """Whether ``evaluate`` here costs less than ``pruning.evaluate``: for LeNet-300-100 on the
-    MNIST test set about 0.8x of its CPU at 50-90% pruned, less where units die (benchmarks/live.py)."""
+    MNIST test set 0.7-0.8x of its CPU at 50-90% pruned, less where units die (docs/performance.md)."""
     return supported(model)
 
 
@@ -79,11 +77,4 @@ def logits(model, mask: dict | None, weights: str = "final", limit: int | None =
 
 def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
     """``pruning.evaluate`` through the rewritten chain (the plain evaluation where there is none)."""
-    start = time.perf_counter()  # as pruning.evaluate's: masking included
-    out = logits(model, mask, weights, limit)
-    if out is None:
-        return plain_evaluate(model, mask, weights, limit)
-    _, y, idx = inputs(model, limit)
-    pred = out.argmax(axis=1)
-    return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y, indices=idx,
-                      seconds=time.perf_counter() - start, device=str(model.device))
+    return fast_chain.evaluation(logits, model, mask, weights, limit)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .. import memo
 from . import fast_chain
-from ..core.evaluate import Evaluation, evaluate as plain_evaluate, inputs, masked_weights
+from ..core.evaluate import Evaluation, inputs, masked_weights
 
 CSR_SPARSITY = 0.97  # a kernel at least this sparse is multiplied as CSR (measured crossover)
 HEADS = {"lenet300": (), "lenet5": ("conv1", "conv2"), "conv4": ("conv1", "conv2", "conv3", "conv4")}
@@ -153,16 +153,14 @@ def compile(model, mask: dict | None, weights: str = "final", csr_sparsity: floa
     return Plan(model, head, features, layers, fold, limit)
 
 
+def _logits(model, mask: dict | None, weights: str, limit: int | None) -> np.ndarray | None:
+    plan = compile(model, mask, weights, fold=True, limit=limit)
+    return None if plan is None else plan.logits(limit)
+
+
 def evaluate(model, mask: dict | None = None, weights: str = "final", limit: int | None = None) -> Evaluation:
     """``pruning.evaluate`` through the fast plan (the plain evaluation where there is none)."""
-    start = time.perf_counter()  # as pruning.evaluate's: masking included
-    plan = compile(model, mask, weights, fold=True, limit=limit)
-    if plan is None:
-        return plain_evaluate(model, mask, weights, limit)
-    _, y, idx = inputs(model, limit)
-    pred = plan.logits(limit).argmax(axis=1)
-    return Evaluation(accuracy=float(np.mean(pred == y)), n=int(len(y)), predictions=pred, labels=y, indices=idx,
-                      seconds=time.perf_counter() - start, device=str(model.device))
+    return fast_chain.evaluation(_logits, model, mask, weights, limit)
 
 
 def _seconds(fn, repeats: int) -> float:
