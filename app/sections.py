@@ -13,6 +13,7 @@ import charts
 import controls
 import first_paint
 import state
+import turns
 from controls import WEIGHT_LABELS
 from state import Settings
 
@@ -108,6 +109,7 @@ def metrics(s: Settings) -> dict:
     top[0].metric(f"Accuracy · {WEIGHT_LABELS[s.weights]}", _pct(ev.accuracy),
                   _change(ev.accuracy, base.accuracy, against),
                   help="Test accuracy of the pruned model; the change is against the same weights unpruned.")
+    turns.headline_shown()  # in a busy class, the pages that have not shown their accuracy yet go first
     c = state.control(s)  # the controls run on a stratified subset (state.control): a slider move stays cheap
     rand, mine = state.evaluation(c, strategy="random"), state.accuracy_on(s, c)
     top[1].metric("Random mask, same sparsity", _pct(rand.accuracy), _change(rand.accuracy, mine, "criterion"),

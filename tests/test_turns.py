@@ -1,11 +1,14 @@
-"""Turns (app/turns.py): a class's pages compute in line, as many at once as the server has cores,
-and the long tasks a student starts (scan, retraining, Measure, recalibration, an upload's check)
-step out of line so that the other pages go on meanwhile."""
+"""Turns (app/turns.py): a class's pages compute in line, as many at once as the server has cores;
+where the server lets headlines go first, a page that has not shown its accuracy yet goes before the
+rest of the pages ahead of it (for a bounded time); and the long tasks a student starts (scan,
+retraining, Measure, recalibration, an upload's check) step out of line so that the other pages go
+on meanwhile."""
 
 import os
 from pathlib import Path
 import sys
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -25,7 +28,7 @@ WAIT = 5  # seconds a thread may take to reach the next step
 def one_turn(monkeypatch):
     """One page at a time, as on a one-core server."""
     monkeypatch.setattr(turns, "TURNS", 1)
-    monkeypatch.setattr(turns, "_turns", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(turns, "_turns", turns.Line(1))
     return turns._turns
 
 
@@ -93,6 +96,67 @@ def test_a_long_task_lets_the_next_page_in_and_then_waits_its_turn(one_turn):
     assert free(one_turn)
 
 
+def test_headlines_go_before_the_rest_of_the_pages_ahead(one_turn, monkeypatch):
+    monkeypatch.setattr(turns, "HEADLINE_LEAD", 2)
+    order, a_in, b_in = [], threading.Event(), threading.Event()
+
+    def a():
+        with turns.turn():
+            a_in.set()
+            assert b_in.wait(WAIT)  # b waits in line behind a
+            order.append("a headline")
+            turns.headline_shown()  # b has shown nothing yet: it goes first
+            order.append("a rest")
+
+    def b():
+        b_in.set()
+        with turns.turn():
+            order.append("b headline")
+            turns.headline_shown()  # a arrived first and is back in line: a goes on
+            order.append("b rest")
+
+    x = in_thread(a)
+    assert a_in.wait(WAIT)
+    y = in_thread(b)
+    x.join(WAIT), y.join(WAIT)
+    assert order == ["a headline", "b headline", "a rest", "b rest"]
+    assert free(one_turn)
+
+
+def test_the_lead_is_bounded_so_every_page_finishes(one_turn, monkeypatch):
+    """The rest of a page waits as if it had arrived HEADLINE_LEAD seconds later: a page that
+    arrives after that goes behind it, one that arrives within it goes before."""
+    order = []
+
+    def waits(name: str, later: float = 0.0):
+        def run():
+            one_turn.acquire(later=later)
+            order.append(name)
+            one_turn.release()
+        return in_thread(run)
+
+    one_turn.acquire()  # a page computes meanwhile
+    rest = waits("rest of a page", later=0.5)
+    time.sleep(0.1)
+    early = waits("page within the lead")
+    time.sleep(0.6)
+    late = waits("page past the lead")
+    time.sleep(0.1)
+    one_turn.release()
+    for t in (rest, early, late):
+        t.join(WAIT)
+    assert order == ["page within the lead", "rest of a page", "page past the lead"]
+    assert free(one_turn)
+
+
+def test_strictly_in_order_with_no_lead(one_turn, monkeypatch):
+    monkeypatch.setattr(turns, "HEADLINE_LEAD", 0)
+    with turns.turn():
+        turns.headline_shown()  # keeps the turn
+        assert not free(one_turn)
+    assert free(one_turn)
+
+
 def test_an_interrupted_page_gives_its_turn_back(one_turn):
     from streamlit.runtime.scriptrunner_utils.exceptions import RerunException  # how Streamlit stops a run
 
@@ -140,15 +204,25 @@ def spy(monkeypatch, owner, name: str, seen: list, turn):
     monkeypatch.setattr(owner, name, wrapped)
 
 
-def test_the_page_computes_in_its_turn(monkeypatch, one_turn):
+@pytest.mark.parametrize("lead", [0, 2])
+def test_the_page_computes_in_its_turn(monkeypatch, one_turn, lead):
     import sections
 
-    seen = []
+    monkeypatch.setattr(turns, "HEADLINE_LEAD", lead)  # 2: the turn is given up and taken again
+
+    import state
+
+    seen, shown, controls = [], [], []
     spy(monkeypatch, sections, "metrics", seen, one_turn)  # drawn on every run (evaluations may be cached)
+    spy(monkeypatch, turns, "headline_shown", shown, one_turn)
+    spy(monkeypatch, state, "control", controls, one_turn)  # the controls, after the headline
     app = page()
     app.run()
     assert not app.exception, app.exception
     assert seen == [False]  # the page's metrics were computed in the turn
+    assert shown == [False]  # the headline let the waiting pages go first, once
+    assert controls and not any(controls)  # and the rest of the page was computed in a turn again
+    assert app.metric[0].label.startswith("Accuracy")
     assert free(one_turn)  # and the run gave it back
 
 
