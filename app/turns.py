@@ -10,8 +10,9 @@ The line is first come first served. A server may let headlines go first (``HEAD
 once a page has shown its headline accuracy (``headline_shown()``), it gives its turn up and waits
 again for the rest (controls, charts, tabs) as if it had arrived ``HEADLINE_LEAD`` seconds later,
 so the pages that have not yet shown a number go first. A student then sees the accuracy of a move
-after the headlines ahead of it, not after the whole pages ahead of it; the lead bounds how long
-the rest of a page can be passed over, so every page still finishes. It is off by default: the
+after the headlines ahead of it, not after the whole pages ahead of it; a page that arrives more
+than the lead later does not go first, so every page still finishes. A task set ``aside()`` after
+the headline queues again with the lead too. It is off by default: the
 whole page comes later and more half-done pages hold memory at once (docs/performance.md,
 "Headlines first").
 
@@ -28,12 +29,15 @@ cache's lock for that key.
 from contextlib import contextmanager
 import heapq
 import itertools
+import math
 import os
 import threading
-import time
+from time import monotonic
 
 TURNS = int(os.environ.get("PRUNING_TURNS", str(len(os.sched_getaffinity(0)))))
 HEADLINE_LEAD = float(os.environ.get("PRUNING_HEADLINE_LEAD", "0"))
+if not 0 <= HEADLINE_LEAD < math.inf:
+    raise ValueError(f"PRUNING_HEADLINE_LEAD must be a number of seconds, 0 or more, not {HEADLINE_LEAD}")
 
 
 class Line:
@@ -41,7 +45,7 @@ class Line:
     smallest first), which is their arrival time unless they ask to queue later."""
 
     def __init__(self, places: int):
-        self._free = places
+        self._places = self._free = places
         self._waiting: list[tuple[float, int]] = []  # heap of (place in line, tie-break)
         self._ties = itertools.count()
         self._changed = threading.Condition()
@@ -53,7 +57,7 @@ class Line:
                     self._free -= 1
                     return True
                 return False
-            me = (time.monotonic() + later, next(self._ties))
+            me = (monotonic() + later, next(self._ties))
             heapq.heappush(self._waiting, me)
             try:
                 self._changed.wait_for(lambda: self._free and self._waiting[0] == me)
@@ -66,6 +70,8 @@ class Line:
 
     def release(self):
         with self._changed:
+            if self._free >= self._places:
+                raise ValueError("Line released more often than acquired")
             self._free += 1
             self._changed.notify_all()
 
@@ -112,10 +118,11 @@ def headline_shown():
 def aside():
     """Step out of line for a long task the student started: the turn goes to the next page
     meanwhile, and this page waits for a turn again afterwards."""
-    held = getattr(_local, "held", False)
+    held, later = getattr(_local, "held", False), getattr(_local, "later", 0.0)
     _give()
     try:
         yield
     finally:
         if held:
-            _take(getattr(_local, "later", 0.0))
+            _local.later = later
+            _take(later)

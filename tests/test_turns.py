@@ -96,20 +96,27 @@ def test_a_long_task_lets_the_next_page_in_and_then_waits_its_turn(one_turn):
     assert free(one_turn)
 
 
+def queued(line: turns.Line, n: int):
+    """Wait until n threads stand in line."""
+    deadline = time.monotonic() + WAIT
+    while len(line._waiting) != n:
+        assert time.monotonic() < deadline, f"{len(line._waiting)} in line, not {n}"
+        time.sleep(0.01)
+
+
 def test_headlines_go_before_the_rest_of_the_pages_ahead(one_turn, monkeypatch):
     monkeypatch.setattr(turns, "HEADLINE_LEAD", 2)
-    order, a_in, b_in = [], threading.Event(), threading.Event()
+    order, a_in = [], threading.Event()
 
     def a():
         with turns.turn():
             a_in.set()
-            assert b_in.wait(WAIT)  # b waits in line behind a
+            queued(one_turn, 1)  # b waits in line behind a
             order.append("a headline")
             turns.headline_shown()  # b has shown nothing yet: it goes first
             order.append("a rest")
 
     def b():
-        b_in.set()
         with turns.turn():
             order.append("b headline")
             turns.headline_shown()  # a arrived first and is back in line: a goes on
@@ -124,8 +131,10 @@ def test_headlines_go_before_the_rest_of_the_pages_ahead(one_turn, monkeypatch):
 
 
 def test_the_lead_is_bounded_so_every_page_finishes(one_turn, monkeypatch):
-    """The rest of a page waits as if it had arrived HEADLINE_LEAD seconds later: a page that
-    arrives after that goes behind it, one that arrives within it goes before."""
+    """The rest of a page waits as if it had arrived the lead later: a page that arrives within the
+    lead goes before it, one that arrives after that goes behind it (a fake clock)."""
+    clock = [100.0]
+    monkeypatch.setattr(turns, "monotonic", lambda: clock[0])
     order = []
 
     def waits(name: str, later: float = 0.0):
@@ -136,12 +145,14 @@ def test_the_lead_is_bounded_so_every_page_finishes(one_turn, monkeypatch):
         return in_thread(run)
 
     one_turn.acquire()  # a page computes meanwhile
-    rest = waits("rest of a page", later=0.5)
-    time.sleep(0.1)
+    rest = waits("rest of a page", later=0.5)  # at 100.0, placed at 100.5
+    queued(one_turn, 1)
+    clock[0] = 100.1
     early = waits("page within the lead")
-    time.sleep(0.6)
+    queued(one_turn, 2)
+    clock[0] = 100.7
     late = waits("page past the lead")
-    time.sleep(0.1)
+    queued(one_turn, 3)
     one_turn.release()
     for t in (rest, early, late):
         t.join(WAIT)
@@ -151,9 +162,57 @@ def test_the_lead_is_bounded_so_every_page_finishes(one_turn, monkeypatch):
 
 def test_strictly_in_order_with_no_lead(one_turn, monkeypatch):
     monkeypatch.setattr(turns, "HEADLINE_LEAD", 0)
+    entered = threading.Event()
+
+    def other():
+        one_turn.acquire()
+        entered.set()
+        one_turn.release()
+
     with turns.turn():
-        turns.headline_shown()  # keeps the turn
-        assert not free(one_turn)
+        t = in_thread(other)
+        queued(one_turn, 1)
+        turns.headline_shown()  # keeps the turn: the page waiting in line does not get in
+        assert not entered.is_set()
+    t.join(WAIT)
+    assert entered.is_set()
+    assert free(one_turn)
+
+
+def test_a_line_of_several_places():
+    line, inside = turns.Line(2), threading.Event()
+    assert line.acquire(blocking=False) and line.acquire(blocking=False)
+    assert not line.acquire(blocking=False)  # full
+
+    def third():
+        line.acquire()
+        inside.set()
+
+    in_thread(third)
+    queued(line, 1)
+    assert not inside.is_set()
+    line.release()
+    assert inside.wait(WAIT)
+    line.release(), line.release()
+    with pytest.raises(ValueError):
+        line.release()  # more releases than acquisitions
+
+
+def test_a_task_aside_after_the_headline_queues_again_with_the_lead(one_turn, monkeypatch):
+    monkeypatch.setattr(turns, "HEADLINE_LEAD", 2)
+    waits, real = [], one_turn.acquire
+
+    def acquire(blocking=True, later=0.0):
+        if blocking:
+            waits.append(later)
+        return real(blocking, later)
+
+    monkeypatch.setattr(one_turn, "acquire", acquire)
+    with turns.turn():
+        turns.headline_shown()
+        with turns.aside():
+            assert free(one_turn)
+    assert waits == [0.0, 2, 2]  # the page, the rest after its headline, back from the task aside
     assert free(one_turn)
 
 
