@@ -11,14 +11,14 @@ once a page has shown its headline accuracy (``headline_shown()``), it gives its
 again for the rest (controls, charts, tabs) as if it had arrived ``HEADLINE_LEAD`` seconds later,
 so the pages that have not yet shown a number go first. A student then sees the accuracy of a move
 after the headlines ahead of it, not after the whole pages ahead of it; a page that arrives more
-than the lead later does not go first, so every page still finishes. A task set ``aside()`` after
-the headline queues again with the lead too. It is off by default: the
+than the lead later does not go first, so every page still finishes. It is off by default: the
 whole page comes later and more half-done pages hold memory at once (docs/performance.md,
 "Headlines first").
 
 A long task that a student starts on purpose (a sensitivity scan, a live retraining, Measure, the
 check of an uploaded file, batch-norm recalibration) steps out of line with ``aside()``: it then
-shares the cores with the pages in turn instead of stalling them.  Never call ``aside()`` or
+shares the cores with the pages in turn instead of stalling them (after the headline, it queues
+again with the lead).  Never call ``aside()`` or
 ``headline_shown()`` inside a cached function: the thread would wait for a turn while holding the
 cache's lock for that key.
 

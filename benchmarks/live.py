@@ -162,6 +162,7 @@ def part_a(repeats: int, models: list | None = None) -> dict:
     out = {"matmul_gflops": gflops, "models": []}
     for name in models or zoo.names():
         model = pruning.load_model(name)
+        quick = fast_path(model)
         limits = [None] if default_limit(model.dataset, "cpu") is None else [default_limit(model.dataset, "cpu"), None]
         for limit in limits:
             x, y, _ = E.inputs(model, limit)
@@ -180,8 +181,8 @@ def part_a(repeats: int, models: list | None = None) -> dict:
             for s in (0.9,) if slow else SPARSITIES:
                 fns = {"dense_forward": functools.partial(model.logits, dense, "final", x),
                        "live": live_path(pruning.evaluate, model, s, limit)}
-                if fast_path(model) is not None:
-                    fns["live_fast"] = live_path(fast_path(model), model, s, limit)
+                if quick is not None:
+                    fns["live_fast"] = live_path(quick, model, s, limit)
                 if model.framework == "torch":
                     fns["torch_prune"] = torch_prune_path(model, s, limit, y)
                     if x.ndim == 4 and x.shape[1] > 1:  # colour images: the memory order matters
